@@ -1,0 +1,5 @@
+"""`python -m dropyard`: the same as the `dropyard` command."""
+
+from dropyard.cli import main
+
+main()

@@ -1,0 +1,1 @@
+"""Tenants (brand and partner accounts), their users, API tokens and the audit log."""

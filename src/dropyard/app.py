@@ -1,0 +1,96 @@
+"""Composition root: builds every service from Settings. The only module that knows all."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from datetime import timedelta
+
+from sqlalchemy import Engine
+
+from dropyard.accounts.audit import AuditLog
+from dropyard.accounts.service import AccountService
+from dropyard.connections.service import ConnectionService
+from dropyard.credentials.secrets import SecretBox, load_or_create_master_key
+from dropyard.credentials.service import CredentialService
+from dropyard.db import migrate
+from dropyard.db.engine import SessionFactory, make_engine, make_session_factory
+from dropyard.files.service import FileService
+from dropyard.gateway.defender import Defender, DefenderPolicy
+from dropyard.gateway.logins import Gateway
+from dropyard.ledger.service import LedgerService
+from dropyard.settings import Settings
+from dropyard.storage.base import Storage
+from dropyard.storage.local import LocalStorage
+
+
+@dataclass
+class Dropyard:
+    """Every service of one process, wired from one Settings."""
+
+    settings: Settings
+    engine: Engine
+    sessions: SessionFactory
+    audit: AuditLog
+    accounts: AccountService
+    credentials: CredentialService
+    connections: ConnectionService
+    ledger: LedgerService
+    storage: Storage
+    files: FileService
+    defender: Defender
+    gateway: Gateway
+
+    def migrate(self) -> None:
+        migrate.upgrade(self.engine)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+
+def build(settings: Settings) -> Dropyard:
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    os.chmod(settings.data_dir, 0o700)
+    engine = make_engine(settings.resolved_database_url)
+    sessions = make_session_factory(engine)
+    box = SecretBox(
+        load_or_create_master_key(settings.keys_dir / "master.key", settings.master_key)
+    )
+    audit = AuditLog(sessions)
+    credentials = CredentialService(
+        sessions, box, overlap=timedelta(hours=settings.credential_overlap_hours)
+    )
+    connections = ConnectionService(sessions, credentials, settings=settings)
+    storage = LocalStorage(settings.files_dir)
+    files = FileService(
+        sessions, storage, spool_dir=settings.spool_dir, max_file_bytes=settings.max_file_bytes
+    )
+    defender = Defender(
+        DefenderPolicy(
+            max_failures=settings.ban_after_failures,
+            window_seconds=settings.ban_window_seconds,
+            ban_seconds=settings.ban_seconds,
+            allow=tuple(settings.defender_allow),
+        )
+    )
+    gateway = Gateway(
+        credentials=credentials,
+        connections=connections,
+        files=files,
+        defender=defender,
+        audit=audit,
+    )
+    return Dropyard(
+        settings=settings,
+        engine=engine,
+        sessions=sessions,
+        audit=audit,
+        accounts=AccountService(sessions),
+        credentials=credentials,
+        connections=connections,
+        ledger=LedgerService(sessions),
+        storage=storage,
+        files=files,
+        defender=defender,
+        gateway=gateway,
+    )

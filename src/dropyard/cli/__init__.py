@@ -1,0 +1,36 @@
+"""The `dropyard` command (typer). Each command parses input, calls a service, prints."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from dropyard.cli import serve as serve_commands
+from dropyard.cli.common import CliState
+
+cli = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
+
+
+@cli.callback()
+def root(
+    ctx: typer.Context,
+    data_dir: Annotated[
+        Path | None,
+        typer.Option("--data-dir", envvar="DROPYARD_DATA_DIR", help="default ./var"),
+    ] = None,
+    config: Annotated[
+        Path | None, typer.Option("--config", envvar="DROPYARD_CONFIG", help="a TOML file")
+    ] = None,
+) -> None:
+    """Dropyard: batch data connections with partners."""
+    ctx.obj = CliState(data_dir=data_dir, config=config)
+
+
+cli.command("migrate")(serve_commands.migrate)
+cli.command("serve")(serve_commands.serve_command)
+
+
+def main() -> None:
+    cli()

@@ -1,0 +1,64 @@
+"""`dropyard migrate` and `dropyard serve`."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+from typing import Annotated
+
+import typer
+
+from dropyard.accounts.actors import operator
+from dropyard.cli.common import handles_errors, state
+from dropyard.server import ROLES, serve
+
+
+def migrate(ctx: typer.Context) -> None:
+    """Create or upgrade the database schema."""
+    app = state(ctx).app()
+    app.migrate()
+    typer.echo("database is up to date", err=True)
+
+
+@handles_errors
+def serve_command(
+    ctx: typer.Context,
+    roles: Annotated[
+        str, typer.Option("--roles", help=f"comma-separated, of: {', '.join(ROLES)}")
+    ] = ",".join(ROLES),
+) -> None:
+    """Run Dropyard: the API and the hosted SFTP, FTP(S) and SMTP endpoints."""
+    chosen = tuple(r.strip() for r in roles.split(",") if r.strip())
+    unknown = [r for r in chosen if r not in ROLES]
+    if unknown:
+        typer.echo(
+            f"error: unknown role(s): {', '.join(unknown)}; choose from {', '.join(ROLES)}",
+            err=True,
+        )
+        raise typer.Exit(2)
+    app = state(ctx).app()
+    logging.basicConfig(
+        level=app.settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    app.migrate()
+    if app.accounts.count_users() == 0:
+        _first_admin(app)
+    asyncio.run(serve(app, roles=chosen))
+
+
+def _first_admin(app: object) -> None:
+    """On an empty data dir: one admin account and user, the password printed once."""
+    from dropyard.app import Dropyard
+
+    assert isinstance(app, Dropyard)
+    actor = operator("serve")
+    account = app.accounts.create_account(actor, name="Default", kind="brand")
+    created = app.accounts.create_user(
+        actor, account=account.id, email="admin@localhost", role="admin"
+    )
+    sys.stderr.write(
+        "\n  First start: an admin was created. This password is shown only now.\n"
+        f"    login:    {created.user.email}\n"
+        f"    password: {created.password}\n\n"
+    )

@@ -1,0 +1,1 @@
+"""Connections: the model, the rules table, the wizard state machine and the service."""

@@ -1,0 +1,1 @@
+"""Credentials: generated passwords, parsed public keys, encrypted remote secrets, rotation."""

@@ -1,0 +1,1 @@
+"""Database infrastructure: engine and session factory, the declarative base, migrations."""

@@ -1,0 +1,1 @@
+"""File records, their states and history, receipts and results."""

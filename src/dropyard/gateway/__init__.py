@@ -1,0 +1,1 @@
+"""Hosted endpoints: SFTP, FTP(S) and SMTP adapters over one shared session core."""

@@ -1,0 +1,119 @@
+"""Logins to the hosted endpoints: check a credential, score failures, open a session.
+
+Every protocol adapter logs in through here, so bans, audit and the "unknown user looks
+like a wrong password" rule hold the same for SFTP, FTP and the web.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+from dropyard.accounts.actors import Actor
+from dropyard.accounts.audit import AuditLog
+from dropyard.connections.service import ConnectionService
+from dropyard.credentials.service import CredentialService, HostedLogin
+from dropyard.files.service import FileService
+from dropyard.gateway.defender import Defender
+from dropyard.gateway.session import Folder, GatewaySession, Protocol
+
+log = logging.getLogger(__name__)
+
+
+class Gateway:
+    def __init__(
+        self,
+        *,
+        credentials: CredentialService,
+        connections: ConnectionService,
+        files: FileService,
+        defender: Defender,
+        audit: AuditLog,
+        on_download: Callable[[Folder, str], None] | None = None,
+    ) -> None:
+        self.credentials = credentials
+        self.connections = connections
+        self.files = files
+        self.defender = defender
+        self.audit = audit
+        self._on_download = on_download
+
+    def login_password(
+        self, login: str, password: str, *, protocol: Protocol, address: str, secure: bool = True
+    ) -> GatewaySession | None:
+        if self.defender.is_banned(address):
+            return None
+        found = self.credentials.check_password(login=login, password=password)
+        return self._finish(found, login, protocol, address, secure, method="password")
+
+    def find_key(self, login: str, openssh_key: str) -> HostedLogin | None:
+        """The SSH public-key query (before any signature): is this key worth a signature?"""
+        return self.credentials.check_public_key(login=login, openssh_key=openssh_key)
+
+    def key_session(self, found: HostedLogin, *, address: str) -> GatewaySession:
+        """After the signature checked out: the session, without touching the database."""
+        return self.session(found, protocol="sftp", address=address)
+
+    def record_login(
+        self, found: HostedLogin, *, protocol: Protocol, address: str, method: str
+    ) -> None:
+        self.defender.success(address)
+        actor = Actor(
+            kind="user",
+            name=f"{protocol}:{found.login}",
+            source=address,
+            account_id=found.account_id,
+        )
+        self.audit.write(
+            actor=actor,
+            action="login.success",
+            target=f"credential:{found.credential_id}",
+            detail={"protocol": protocol, "method": method, "address": address},
+        )
+
+    def _finish(
+        self,
+        found: HostedLogin | None,
+        login: str,
+        protocol: Protocol,
+        address: str,
+        secure: bool,
+        *,
+        method: str,
+    ) -> GatewaySession | None:
+        actor = Actor(
+            kind="user",
+            name=f"{protocol}:{login[:64]}",
+            source=address,
+            account_id=found.account_id if found else None,
+        )
+        if found is None:
+            banned = self.defender.failure(address)
+            self.audit.write(
+                actor=actor,
+                action="login.failure",
+                detail={
+                    "protocol": protocol,
+                    "method": method,
+                    "banned": banned,
+                    "address": address,
+                },
+            )
+            if banned:
+                log.warning("address %s banned after repeated failed logins", address)
+            return None
+        self.record_login(found, protocol=protocol, address=address, method=method)
+        return self.session(found, protocol=protocol, address=address, secure=secure)
+
+    def session(
+        self, found: HostedLogin, *, protocol: Protocol, address: str, secure: bool = True
+    ) -> GatewaySession:
+        return GatewaySession(
+            login=found,
+            protocol=protocol,
+            address=address,
+            connections=self.connections,
+            files=self.files,
+            on_download=self._on_download,
+            secure=secure,
+        )

@@ -1,0 +1,1 @@
+"""The platform's own data: campaigns, partners, and what inbound files feed."""

@@ -1,0 +1,109 @@
+"""`dropyard serve`: every enabled front-end in one process, one asyncio loop.
+
+Writes the ports it bound to `<data-dir>/run/ports.json`; on SIGTERM or SIGINT it stops
+accepting, gives transfers in flight a grace period, and leaves nothing half-committed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import signal
+import socket
+from collections.abc import Awaitable, Callable, Iterator
+from pathlib import Path
+
+import uvicorn
+
+from dropyard.app import Dropyard
+from dropyard.files import spool
+from dropyard.gateway.sftp import SftpFrontEnd, SftpLimits, load_host_keys
+
+log = logging.getLogger(__name__)
+
+ROLES = ("web", "sftp", "ftp", "smtp")
+
+
+class _Uvicorn(uvicorn.Server):
+    """uvicorn without its own signal handling: this process has one owner of signals."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    sock.listen(128)
+    sock.setblocking(False)
+    return sock
+
+
+def write_ports(run_dir: Path, ports: dict[str, int]) -> None:
+    run_dir.mkdir(parents=True, exist_ok=True)
+    temp = run_dir / ".ports.json.tmp"
+    temp.write_text(json.dumps(ports))
+    os.replace(temp, run_dir / "ports.json")
+
+
+async def serve(app: Dropyard, *, roles: tuple[str, ...] = ROLES) -> None:
+    settings = app.settings
+    removed = spool.sweep(settings.spool_dir)
+    if removed:
+        log.info("removed %d unfinished uploads left by an earlier run", removed)
+
+    ports: dict[str, int] = {}
+    stoppers: list[Callable[[], Awaitable[None]]] = []
+    tasks: list[asyncio.Task[None]] = []
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+
+    try:
+        if "sftp" in roles:
+            front = SftpFrontEnd(
+                app.gateway,
+                host_keys=load_host_keys(settings.keys_dir),
+                limits=SftpLimits(
+                    max_sessions_per_address=settings.sftp_max_sessions_per_address,
+                    max_sessions_per_login=settings.sftp_max_sessions_per_login,
+                ),
+            )
+            ports["sftp"] = await front.start(settings.bind_host, settings.sftp_port)
+            stoppers.append(lambda: front.stop(settings.shutdown_grace_seconds))
+
+        if "web" in roles:
+            from dropyard.web.api.app import create_app
+
+            sock = _bind(settings.bind_host, settings.web_port)
+            ports["web"] = int(sock.getsockname()[1])
+            config = uvicorn.Config(
+                create_app(app), log_level="warning", access_log=False, lifespan="off"
+            )
+            web = _Uvicorn(config)
+            tasks.append(asyncio.create_task(web.serve(sockets=[sock])))
+
+            async def _stop_web() -> None:
+                web.should_exit = True
+
+            stoppers.append(_stop_web)
+
+        write_ports(settings.run_dir, ports)
+        log.info("listening: %s", ", ".join(f"{k}={v}" for k, v in ports.items()))
+        print(json.dumps({"listening": ports}), flush=True)
+        await stop.wait()
+        log.info("shutting down")
+    finally:
+        for stopper in reversed(stoppers):
+            with contextlib.suppress(Exception):
+                await stopper()
+        for task in tasks:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(task, settings.shutdown_grace_seconds)
+        (settings.run_dir / "ports.json").unlink(missing_ok=True)

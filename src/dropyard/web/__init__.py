@@ -1,0 +1,1 @@
+"""HTTP front-ends: the REST API (`api/`) and the web console (`ui/`)."""
