@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from sqlalchemy import JSON, BigInteger, ForeignKey, Index, String, Text
+from sqlalchemy import JSON, BigInteger, ForeignKey, Index, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from dropyard.db.base import Base, UTCDateTime, utcnow
@@ -56,6 +56,16 @@ class File(Base):
     source_address: Mapped[str] = mapped_column(String(100), default="")
     state: Mapped[str] = mapped_column(String(16), index=True)
     attempts: Mapped[int] = mapped_column(default=0)
+    # A worker's claim: who holds the file and until when (a dead worker's claim expires).
+    claim_token: Mapped[str | None] = mapped_column(String(36), default=None)
+    lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
+    # Retry after a transient error: not before this time.
+    not_before: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
+    # Outbound: the run that made it, its range, and where it was delivered.
+    run_id: Mapped[str | None] = mapped_column(String(36), default=None)
+    range_start: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
+    range_end: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
     total_rows: Mapped[int | None] = mapped_column(default=None)
     ok_rows: Mapped[int | None] = mapped_column(default=None)
     error_rows: Mapped[int | None] = mapped_column(default=None)
@@ -77,3 +87,19 @@ class FileEvent(Base):
     state: Mapped[str] = mapped_column(String(16))
     reason: Mapped[str] = mapped_column(Text, default="")
     detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+class ScheduledRun(Base):
+    """A connection's run for one due time, claimed once however many schedulers run."""
+
+    __tablename__ = "scheduled_runs"
+    __table_args__ = (UniqueConstraint("connection_id", "due_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    connection_id: Mapped[int] = mapped_column(ForeignKey("connections.id"))
+    due_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    run_id: Mapped[str] = mapped_column(String(36), unique=True)
+    state: Mapped[str] = mapped_column(String(16), default="queued")
+    reason: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
