@@ -19,6 +19,7 @@ from dropyard.files.service import FileService
 from dropyard.gateway.defender import Defender, DefenderPolicy
 from dropyard.gateway.logins import Gateway
 from dropyard.ledger.service import LedgerService
+from dropyard.remote.mailer import Mailer, build_mailer
 from dropyard.settings import Settings
 from dropyard.storage.base import Storage
 from dropyard.storage.local import LocalStorage
@@ -40,6 +41,7 @@ class Dropyard:
     files: FileService
     defender: Defender
     gateway: Gateway
+    mailer: Mailer
 
     def migrate(self) -> None:
         migrate.upgrade(self.engine)
@@ -93,4 +95,5 @@ def build(settings: Settings) -> Dropyard:
         files=files,
         defender=defender,
         gateway=gateway,
+        mailer=build_mailer(settings),
     )

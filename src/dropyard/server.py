@@ -20,7 +20,11 @@ import uvicorn
 
 from dropyard.app import Dropyard
 from dropyard.files import spool
+from dropyard.gateway.ftp import FtpFrontEnd
+from dropyard.gateway.mail_intake import MailIntake
 from dropyard.gateway.sftp import SftpFrontEnd, SftpLimits, load_host_keys
+from dropyard.gateway.smtp import SmtpFrontEnd
+from dropyard.gateway.tls import ensure_certificate, server_context
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +81,28 @@ async def serve(app: Dropyard, *, roles: tuple[str, ...] = ROLES) -> None:
             )
             ports["sftp"] = await front.start(settings.bind_host, settings.sftp_port)
             stoppers.append(lambda: front.stop(settings.shutdown_grace_seconds))
+
+        if "ftp" in roles:
+            ftp = FtpFrontEnd.from_settings(app.gateway, settings)
+            ports["ftp"] = await ftp.start(settings.bind_host, settings.ftp_port)
+            stoppers.append(lambda: ftp.stop(settings.shutdown_grace_seconds))
+
+        if "smtp" in roles:
+            cert, key = ensure_certificate(settings.keys_dir, hostname=settings.public_host)
+            mail = SmtpFrontEnd(
+                MailIntake(
+                    connections=app.connections,
+                    files=app.files,
+                    audit_log=app.audit,
+                    mailer=app.mailer,
+                    mail_domain=settings.mail_domain,
+                ),
+                hostname=settings.public_host,
+                data_size_limit=settings.max_email_bytes,
+                tls_context=server_context(cert, key),
+            )
+            ports["smtp"] = await mail.start(settings.bind_host, settings.smtp_port)
+            stoppers.append(lambda: mail.stop(settings.shutdown_grace_seconds))
 
         if "web" in roles:
             from dropyard.web.api.app import create_app

@@ -38,6 +38,14 @@ class Settings(BaseSettings):
     max_file_bytes: int = 2 * 1024**3
     max_email_bytes: int = 25 * 1024**2
 
+    # Where Dropyard's own mail goes out (notices to return addresses). No relay: logged only.
+    smtp_relay_host: str | None = None
+    smtp_relay_port: int = 587
+    smtp_relay_starttls: bool = True
+    smtp_relay_username: str | None = None
+    smtp_relay_password: str | None = Field(default=None, repr=False)
+    mail_from: str | None = None
+
     allow_networks: list[str] = Field(default_factory=list)
 
     ban_after_failures: int = 5
@@ -46,6 +54,15 @@ class Settings(BaseSettings):
     defender_allow: list[str] = Field(default_factory=list)
     sftp_max_sessions_per_address: int = 64
     sftp_max_sessions_per_login: int = 32
+    # FTP(S): passive data ports as "30000-30100" (empty: any free port), the address
+    # announced in PASV replies behind NAT, and connection caps (a thread per client).
+    ftp_passive_ports: str = ""
+    ftp_masquerade_address: str | None = None
+    ftp_max_connections: int = 256
+    ftp_max_connections_per_address: int = 16
+    # The certificate FTPS presents; generated self-signed under keys_dir when unset.
+    tls_cert_file: Path | None = None
+    tls_key_file: Path | None = None
     shutdown_grace_seconds: float = 10.0
 
     @field_validator("allow_networks", "defender_allow")
@@ -64,6 +81,10 @@ class Settings(BaseSettings):
         if self.database_url:
             return self.database_url
         return f"sqlite:///{(self.data_dir / 'dropyard.db').resolve()}"
+
+    @property
+    def resolved_mail_from(self) -> str:
+        return self.mail_from or f"dropyard@{self.mail_domain}"
 
     @property
     def run_dir(self) -> Path:

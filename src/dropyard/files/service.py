@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -107,24 +107,81 @@ class FileService:
         address: str = "",
     ) -> FileView:
         """Make a finished upload durable and known. On any error nothing remains."""
-        names.check_upload_name(name)
-        trace_id = str(uuid.uuid4())
+        return self.commit_many(
+            [(spool, name)],
+            connection_id=connection_id,
+            source=source,
+            actor=actor,
+            address=address,
+        )[0]
+
+    def commit_many(
+        self,
+        uploads: Sequence[tuple[Spool, str]],
+        *,
+        connection_id: int,
+        source: str,
+        actor: Actor,
+        address: str = "",
+    ) -> list[FileView]:
+        """Several finished uploads (one email's attachments): all of them, or none."""
+        for _, name in uploads:
+            names.check_upload_name(name)
+        stored: list[tuple[str, str, int, str, str]] = []  # key, trace id, size, sha256, name
         try:
-            size, sha256 = spool.finish()
             with self._sessions() as session:
                 connection = session.get(Connection, connection_id)
                 if connection is None:
                     raise NotFound(f"connection {connection_id} not found")
-                account_id = connection.account_id
-                folder = connection.name
-            key = inbox_key(connection_id, trace_id)
-            self._storage.put_file(key, spool.path)
+                account_id, folder = connection.account_id, connection.name
+            for spool, name in uploads:
+                size, sha256 = spool.finish()
+                trace_id = str(uuid.uuid4())
+                key = inbox_key(connection_id, trace_id)
+                self._storage.put_file(key, spool.path)
+                stored.append((key, trace_id, size, sha256, name))
         except BaseException:
-            spool.discard()
+            for spool, _ in uploads:
+                spool.discard()
+            for key, *_ in stored:
+                self._storage.delete(key)
             raise
         try:
-            with transaction(self._sessions) as session:
-                now = utcnow()
+            views = self._record(
+                stored,
+                connection_id=connection_id,
+                account_id=account_id,
+                source=source,
+                actor=actor,
+                address=address,
+            )
+        except BaseException:
+            for key, *_ in stored:
+                self._storage.delete(key)
+            raise
+        for view in views:
+            self._write_receipt(view, folder)
+            if self._notify is not None:
+                try:
+                    self._notify(view.id)
+                except Exception:  # the row is the durable job; the sweeper picks it up
+                    log.warning("could not enqueue file %s; it stays received", view.trace_id)
+        return views
+
+    def _record(
+        self,
+        stored: Sequence[tuple[str, str, int, str, str]],
+        *,
+        connection_id: int,
+        account_id: int,
+        source: str,
+        actor: Actor,
+        address: str,
+    ) -> list[FileView]:
+        with transaction(self._sessions) as session:
+            now = utcnow()
+            rows = []
+            for key, trace_id, size, sha256, name in stored:
                 row = File(
                     trace_id=trace_id,
                     account_id=account_id,
@@ -151,9 +208,6 @@ class FileService:
                         detail={"size": size, "sha256": sha256},
                     )
                 )
-                connection_row = session.get(Connection, connection_id)
-                if connection_row is not None:
-                    connection_row.last_active_at = now
                 audit.record(
                     session,
                     actor=actor,
@@ -162,17 +216,11 @@ class FileService:
                     account_id=account_id,
                     detail={"name": name, "size": size, "protocol": source, "address": address},
                 )
-                view = _view(row)
-        except BaseException:
-            self._storage.delete(key)
-            raise
-        self._write_receipt(view, folder)
-        if self._notify is not None:
-            try:
-                self._notify(view.id)
-            except Exception:  # the row is the durable job; a sweeper picks it up later
-                log.warning("could not enqueue file %s; it stays received", view.trace_id)
-        return view
+                rows.append(row)
+            connection_row = session.get(Connection, connection_id)
+            if connection_row is not None:
+                connection_row.last_active_at = now
+            return [_view(r) for r in rows]
 
     def _write_receipt(self, view: FileView, connection_name: str) -> None:
         text = (
@@ -198,6 +246,10 @@ class FileService:
 
     def put_folder_file(self, connection_id: int, name: str, data: bytes) -> None:
         self._storage.put_bytes(f"{folder_prefix(connection_id)}/{name}", data)
+
+    def move_into_folder(self, connection_id: int, name: str, path: Path) -> None:
+        """Move a finished local file (a result) into the connection's folder."""
+        self._storage.put_file(f"{folder_prefix(connection_id)}/{name}", path)
 
     def delete_folder_file(self, connection_id: int, name: str) -> bool:
         return self._storage.delete(f"{folder_prefix(connection_id)}/{name}")
