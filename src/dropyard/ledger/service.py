@@ -12,22 +12,10 @@ from sqlalchemy.orm import Session
 from dropyard.accounts import audit
 from dropyard.accounts.actors import Actor
 from dropyard.accounts.service import find_account
+from dropyard.datatypes.currencies import ISO_4217
 from dropyard.db.engine import SessionFactory, transaction
 from dropyard.errors import Conflict, Invalid, NotFound
 from dropyard.ledger.models import ActionTracker, Campaign, CampaignPartner, Partner
-
-ISO_4217 = frozenset(
-    (
-        "AED AFN ALL AMD ANG AOA ARS AUD AWG AZN BAM BBD BDT BGN BHD BIF BMD BND BOB BRL "
-        "BSD BTN BWP BYN BZD CAD CDF CHF CLP CNY COP CRC CUP CVE CZK DJF DKK DOP DZD EGP "
-        "ERN ETB EUR FJD FKP GBP GEL GHS GIP GMD GNF GTQ GYD HKD HNL HTG HUF IDR ILS INR "
-        "IQD IRR ISK JMD JOD JPY KES KGS KHR KMF KPW KRW KWD KYD KZT LAK LBP LKR LRD LSL "
-        "LYD MAD MDL MGA MKD MMK MNT MOP MRU MUR MVR MWK MXN MYR MZN NAD NGN NIO NOK NPR "
-        "NZD OMR PAB PEN PGK PHP PKR PLN PYG QAR RON RSD RUB RWF SAR SBD SCR SDG SEK SGD "
-        "SHP SLE SOS SRD SSP STN SVC SYP SZL THB TJS TMT TND TOP TRY TTD TWD TZS UAH UGX "
-        "USD UYU UZS VES VND VUV WST XAF XCD XOF XPF YER ZAR ZMW ZWL "
-    ).split()
-)
 
 
 def _decimal(value: str | Decimal | float, field: str) -> Decimal:

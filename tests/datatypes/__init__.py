@@ -1,0 +1,1 @@
+"""Inbound data types: readers, containers, schema validation and value parsers."""
