@@ -42,6 +42,7 @@ class Dropyard:
     defender: Defender
     gateway: Gateway
     mailer: Mailer
+    box: SecretBox
 
     def migrate(self) -> None:
         migrate.upgrade(self.engine)
@@ -96,4 +97,5 @@ def build(settings: Settings) -> Dropyard:
         defender=defender,
         gateway=gateway,
         mailer=build_mailer(settings),
+        box=box,
     )

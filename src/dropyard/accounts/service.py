@@ -7,9 +7,10 @@ import hmac
 import re
 import secrets
 from dataclasses import dataclass
+from datetime import timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from dropyard.accounts import audit
@@ -155,6 +156,13 @@ class AccountService:
             )
             return NewUser(user=user, password=generated)
 
+    def list_users(self, actor: Actor, *, account: str | int) -> list[User]:
+        with self._sessions() as session:
+            owner = find_account(session, account)
+            actor.require_account(owner.id, what="account")
+            query = select(User).where(User.account_id == owner.id).order_by(User.id)
+            return list(session.scalars(query))
+
     def count_users(self) -> int:
         with self._sessions() as session:
             return int(session.scalar(select(func.count(User.id))) or 0)
@@ -224,7 +232,7 @@ class AccountService:
         match = _TOKEN.match(bearer.strip())
         if match is None:
             raise Unauthenticated("invalid API token")
-        with transaction(self._sessions) as session:
+        with self._sessions() as session:
             token = session.scalar(select(ApiToken).where(ApiToken.prefix == match.group(1)))
             expected = token.secret_hash if token else _digest("")
             if (
@@ -233,13 +241,23 @@ class AccountService:
                 or not hmac.compare_digest(expected, _digest(match.group(2)))
             ):
                 raise Unauthenticated("invalid API token")
-            token.last_used_at = utcnow()
+            self._touch(token)
             return Actor(
                 kind="token",
                 name=f"{token.name} ({token.prefix})",
                 account_id=token.account_id,
                 role=token.role,
                 source=source,
+            )
+
+    def _touch(self, token: ApiToken) -> None:
+        """Note the token's use at most once a minute: reads stay reads."""
+        now = utcnow()
+        if token.last_used_at is not None and now - token.last_used_at < timedelta(minutes=1):
+            return
+        with transaction(self._sessions) as session:
+            session.execute(
+                update(ApiToken).where(ApiToken.id == token.id).values(last_used_at=now)
             )
 
     def revoke_token(self, actor: Actor, token_id: int) -> None:
@@ -249,6 +267,8 @@ class AccountService:
             if token is None:
                 raise NotFound("token not found")
             actor.require_account(token.account_id, what="token")
+            if token.revoked_at is not None:
+                return
             token.revoked_at = utcnow()
             audit.record(
                 session,

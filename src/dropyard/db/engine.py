@@ -8,7 +8,10 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
+
+from dropyard.errors import Conflict
 
 
 def make_engine(url: str) -> Engine:
@@ -51,6 +54,13 @@ def make_session_factory(engine: Engine) -> SessionFactory:
 
 @contextmanager
 def transaction(factory: SessionFactory) -> Iterator[Session]:
-    """One unit of work: commit on success, roll back on any error."""
-    with factory() as session, session.begin():
-        yield session
+    """One unit of work: commit on success, roll back on any error.
+
+    A unique constraint hit at commit means someone else wrote the same thing at the same
+    moment (the services check first): the caller gets a Conflict, not a crash.
+    """
+    try:
+        with factory() as session, session.begin():
+            yield session
+    except IntegrityError as exc:
+        raise Conflict("this was changed at the same time by someone else; try again") from exc

@@ -7,7 +7,6 @@ from fastapi import APIRouter, Depends, FastAPI
 
 from dropyard import __version__
 from dropyard.app import Dropyard
-from dropyard.credentials.secrets import SecretBox, load_or_create_master_key
 from dropyard.web.api import errors
 from dropyard.web.api.deps import caller
 from dropyard.web.api.routes import accounts, connections, credentials, files, ledger, wizard
@@ -26,9 +25,7 @@ def create_app(app: Dropyard) -> FastAPI:
         redoc_url=None,
     )
     api.state.dropyard = app
-    settings = app.settings
-    key = load_or_create_master_key(settings.keys_dir / "master.key", settings.master_key)
-    api.state.wizard_states = StateCodec(SecretBox(key))
+    api.state.wizard_states = StateCodec(app.box)
     errors.install(api)
 
     v1 = APIRouter(

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Response
-from sqlalchemy import select
 
-from dropyard.accounts.models import User
 from dropyard.web.api.deps import CallerDep
 from dropyard.web.api.schemas import (
     AccountOut,
@@ -26,13 +24,8 @@ def get_account(who: CallerDep) -> AccountOut:
 
 @router.get("/users")
 def list_users(who: CallerDep) -> list[UserOut]:
-    # AccountService has no list_users yet: this read, scoped to the token's account,
-    # belongs there once it does.
-    with who.app.sessions() as session:
-        rows = session.scalars(
-            select(User).where(User.account_id == who.account_id).order_by(User.id)
-        )
-        return [UserOut.model_validate(row) for row in rows]
+    users = who.app.accounts.list_users(who.actor, account=who.account_id)
+    return [UserOut.model_validate(row) for row in users]
 
 
 @router.post("/users", status_code=201)
