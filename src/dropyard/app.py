@@ -15,7 +15,12 @@ from dropyard.credentials.secrets import SecretBox, load_or_create_master_key
 from dropyard.credentials.service import CredentialService
 from dropyard.db import migrate
 from dropyard.db.engine import SessionFactory, make_engine, make_session_factory
+from dropyard.datatypes.readers import Limits
+from dropyard.datatypes.registry import inbound_types
+from dropyard.files.channels import ConnectionResults
+from dropyard.files.processing import Processor
 from dropyard.files.service import FileService
+from dropyard.jobs.queue import Jobs, make_huey
 from dropyard.gateway.defender import Defender, DefenderPolicy
 from dropyard.gateway.logins import Gateway
 from dropyard.ledger.service import LedgerService
@@ -43,6 +48,8 @@ class Dropyard:
     gateway: Gateway
     mailer: Mailer
     box: SecretBox
+    processor: Processor
+    jobs: Jobs
 
     def migrate(self) -> None:
         migrate.upgrade(self.engine)
@@ -83,6 +90,19 @@ def build(settings: Settings) -> Dropyard:
         defender=defender,
         audit=audit,
     )
+    mailer = build_mailer(settings)
+    processor = Processor(
+        sessions,
+        storage,
+        data_types=inbound_types(),
+        channel=ConnectionResults(sessions, files, mailer=mailer),
+        work_dir=settings.spool_dir,
+        limits=Limits(max_expanded_bytes=settings.max_expanded_bytes,
+                      max_ratio=settings.max_expansion_ratio),
+        max_attempts=settings.max_attempts,
+    )
+    jobs = Jobs(make_huey(settings), processor)
+    files.set_notify(jobs.enqueue_file)
     return Dropyard(
         settings=settings,
         engine=engine,
@@ -96,6 +116,8 @@ def build(settings: Settings) -> Dropyard:
         files=files,
         defender=defender,
         gateway=gateway,
-        mailer=build_mailer(settings),
+        mailer=mailer,
         box=box,
+        processor=processor,
+        jobs=jobs,
     )

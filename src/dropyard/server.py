@@ -25,10 +25,11 @@ from dropyard.gateway.mail_intake import MailIntake
 from dropyard.gateway.sftp import SftpFrontEnd, SftpLimits, load_host_keys
 from dropyard.gateway.smtp import SmtpFrontEnd
 from dropyard.gateway.tls import ensure_certificate, server_context
+from dropyard.jobs.queue import embedded_consumer
 
 log = logging.getLogger(__name__)
 
-ROLES = ("web", "sftp", "ftp", "smtp")
+ROLES = ("web", "sftp", "ftp", "smtp", "worker")
 
 
 class _Uvicorn(uvicorn.Server):
@@ -119,6 +120,16 @@ async def serve(app: Dropyard, *, roles: tuple[str, ...] = ROLES) -> None:
                 web.should_exit = True
 
             stoppers.append(_stop_web)
+
+        if "worker" in roles:
+            consumer = embedded_consumer(app.jobs.huey, workers=settings.workers)
+            consumer.start()
+            app.jobs.sweep()
+
+            async def _stop_worker() -> None:
+                await asyncio.to_thread(consumer.stop, graceful=True)
+
+            stoppers.append(_stop_worker)
 
         write_ports(settings.run_dir, ports)
         log.info("listening: %s", ", ".join(f"{k}={v}" for k, v in ports.items()))

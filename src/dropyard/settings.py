@@ -37,6 +37,10 @@ class Settings(BaseSettings):
 
     max_file_bytes: int = 2 * 1024**3
     max_email_bytes: int = 25 * 1024**2
+    max_expanded_bytes: int = 5 * 1024**3
+    max_expansion_ratio: int = 20
+    max_attempts: int = 5
+    workers: int = 2
 
     # Where Dropyard's own mail goes out (notices to return addresses). No relay: logged only.
     smtp_relay_host: str | None = None

@@ -234,21 +234,21 @@ class AccountService:
             raise Unauthenticated("invalid API token")
         with self._sessions() as session:
             token = session.scalar(select(ApiToken).where(ApiToken.prefix == match.group(1)))
-            expected = token.secret_hash if token else _digest("")
-            if (
-                token is None
-                or token.revoked_at is not None
-                or not hmac.compare_digest(expected, _digest(match.group(2)))
-            ):
-                raise Unauthenticated("invalid API token")
-            self._touch(token)
-            return Actor(
-                kind="token",
-                name=f"{token.name} ({token.prefix})",
-                account_id=token.account_id,
-                role=token.role,
-                source=source,
-            )
+        expected = token.secret_hash if token else _digest("")
+        if (
+            token is None
+            or token.revoked_at is not None
+            or not hmac.compare_digest(expected, _digest(match.group(2)))
+        ):
+            raise Unauthenticated("invalid API token")
+        self._touch(token)
+        return Actor(
+            kind="token",
+            name=f"{token.name} ({token.prefix})",
+            account_id=token.account_id,
+            role=token.role,
+            source=source,
+        )
 
     def _touch(self, token: ApiToken) -> None:
         """Note the token's use at most once a minute: reads stay reads."""

@@ -38,10 +38,10 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 
 
 def _sqlite_begin(connection: Any) -> None:
-    # IMMEDIATE takes the write lock up front, so two writers queue (busy_timeout) instead
-    # of failing when a reader later tries to write. Read-only paths may ask for DEFERRED
-    # with `engine.execution_options(sqlite_begin="DEFERRED")`.
-    mode = connection.get_execution_options().get("sqlite_begin", "IMMEDIATE")
+    # Reads begin DEFERRED (WAL: they never wait for a writer). `transaction()` asks for
+    # IMMEDIATE, which takes the write lock up front so that two writers queue
+    # (busy_timeout) instead of one failing when its read turns into a write.
+    mode = connection.get_execution_options().get("sqlite_begin", "DEFERRED")
     connection.exec_driver_sql(f"BEGIN {mode}")
 
 
@@ -61,6 +61,7 @@ def transaction(factory: SessionFactory) -> Iterator[Session]:
     """
     try:
         with factory() as session, session.begin():
+            session.connection(execution_options={"sqlite_begin": "IMMEDIATE"})
             yield session
     except IntegrityError as exc:
         raise Conflict("this was changed at the same time by someone else; try again") from exc

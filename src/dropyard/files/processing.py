@@ -1,0 +1,446 @@
+"""Processing an inbound file, exactly once.
+
+1. Claim: `received` → `processing` with a token and a lease (a dead worker's lease runs
+   out and the sweeper hands the file back).
+2. Import: parse and validate by data type, and import the good rows — in ONE transaction
+   that ends by moving the file to its final state, and only if the claim is still ours.
+   A crash before the commit leaves the file untouched; after, fully done.
+3. Answer: summary and error file on the file's channel.
+
+Transient errors (database busy, storage unreachable) give the claim back with a backoff;
+after `max_attempts` the file is `dead` until someone retries it by hand. Anything else
+wrong with the file fails it at once with a reason a person can act on.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import select, update
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import Session
+
+from dropyard.accounts.models import Account
+from dropyard.connections.models import Connection
+from dropyard.datatypes.base import DataType, ImportContext
+from dropyard.datatypes.readers import FileRejected, Limits, open_table
+from dropyard.datatypes.schema import ParseContext, RowError, ValidRow
+from dropyard.db.base import utcnow
+from dropyard.db.engine import SessionFactory, transaction
+from dropyard.errors import NotFound, Transient
+from dropyard.files.models import File, FileEvent
+from dropyard.files.results import ErrorFile, ResultChannel, Summary
+from dropyard.storage.base import Storage
+
+log = logging.getLogger(__name__)
+
+FINAL_INBOUND = frozenset({"processed", "partial", "failed", "duplicate"})
+
+
+@dataclass(frozen=True)
+class Claim:
+    file_id: int
+    token: str
+    attempt: int
+
+
+def backoff(attempt: int, *, base: float = 5.0, cap: float = 600.0) -> timedelta:
+    """Capped exponential backoff with full jitter."""
+    ceiling = min(cap, base * (2 ** max(attempt - 1, 0)))
+    return timedelta(seconds=random.uniform(ceiling / 2, ceiling))  # noqa: S311
+
+
+class Processor:
+    def __init__(
+        self,
+        sessions: SessionFactory,
+        storage: Storage,
+        *,
+        data_types: Mapping[str, DataType],
+        channel: ResultChannel,
+        work_dir: Path,
+        limits: Limits,
+        lease: timedelta = timedelta(minutes=10),
+        max_attempts: int = 5,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self._sessions = sessions
+        self._storage = storage
+        self._types = data_types
+        self._channel = channel
+        self._work_dir = work_dir
+        self._limits = limits
+        self._lease = lease
+        self._max_attempts = max_attempts
+        self._clock = clock
+
+    # -- claims -------------------------------------------------------------------------
+
+    def claim(self, file_id: int) -> Claim | None:
+        now = self._clock()
+        token = str(uuid.uuid4())
+        with transaction(self._sessions) as session:
+            row = session.get(File, file_id)
+            if row is None or row.direction != "inbound" or row.state != "received":
+                return None
+            if row.not_before is not None and row.not_before > now:
+                return None
+            done = session.execute(
+                update(File)
+                .where(File.id == file_id, File.state == "received")
+                .values(
+                    state="processing",
+                    claim_token=token,
+                    lease_until=now + self._lease,
+                    attempts=File.attempts + 1,
+                    updated_at=now,
+                )
+            )
+            if done.rowcount != 1:  # type: ignore[attr-defined]
+                return None
+            session.add(
+                FileEvent(
+                    file_id=file_id,
+                    at=now,
+                    state="processing",
+                    reason=f"attempt {row.attempts + 1}",
+                )
+            )
+            return Claim(file_id, token, row.attempts + 1)
+
+    def due(self, *, limit: int = 500) -> list[int]:
+        """Files to (re)enqueue: received and due, or processing with an expired lease."""
+        now = self._clock()
+        with transaction(self._sessions) as session:
+            expired = session.scalars(
+                select(File).where(File.state == "processing", File.lease_until < now).limit(limit)
+            ).all()
+            for row in expired:
+                row.state, row.claim_token, row.lease_until = "received", None, None
+                session.add(
+                    FileEvent(
+                        file_id=row.id,
+                        at=now,
+                        state="received",
+                        reason="the worker stopped; processing again",
+                    )
+                )
+            ready = session.scalars(
+                select(File.id)
+                .where(
+                    File.state == "received",
+                    File.direction == "inbound",
+                    (File.not_before.is_(None)) | (File.not_before <= now),
+                )
+                .order_by(File.id)
+                .limit(limit)
+            ).all()
+            return list(ready)
+
+    def retry_delay(self, file_id: int) -> float | None:
+        """Seconds until a given-back file is due again, or None."""
+        with self._sessions() as session:
+            row = session.get(File, file_id)
+            if row is None or row.state != "received" or row.not_before is None:
+                return None
+            return max((row.not_before - self._clock()).total_seconds(), 0.0)
+
+    def retry(self, file_id: int) -> None:
+        """By hand: a dead or failed file goes back to `received` with fresh attempts."""
+        now = self._clock()
+        with transaction(self._sessions) as session:
+            row = session.get(File, file_id)
+            if row is None or row.direction != "inbound":
+                raise NotFound(f"file {file_id} not found")
+            if row.state not in ("dead", "failed"):
+                raise Transient(
+                    f"file {file_id} is {row.state}; only dead or failed files are retried"
+                )
+            row.state, row.attempts, row.not_before = "received", 0, None
+            row.claim_token = row.lease_until = None
+            session.add(
+                FileEvent(file_id=row.id, at=now, state="received", reason="retried by hand")
+            )
+
+    # -- the run ------------------------------------------------------------------------
+
+    def process(self, file_id: int) -> str | None:
+        """Process one file if it can be claimed. Returns its state afterwards."""
+        claim = self.claim(file_id)
+        if claim is None:
+            return None
+        try:
+            return self._run(claim)
+        except (Transient, OperationalError, OSError) as exc:
+            return self._give_back(claim, exc)
+        except Exception as exc:
+            log.exception("file %s: unexpected error while processing", file_id)
+            return self._give_back(claim, exc)
+
+    def _give_back(self, claim: Claim, exc: BaseException) -> str:
+        now = self._clock()
+        reason = getattr(exc, "message", None) or "internal error"
+        with transaction(self._sessions) as session:
+            row = session.get(File, claim.file_id)
+            if row is None or row.claim_token != claim.token:
+                return row.state if row else "missing"
+            row.claim_token = row.lease_until = None
+            row.last_error = str(reason)[:2000]
+            if claim.attempt >= self._max_attempts:
+                row.state = "dead"
+                event = f"gave up after {claim.attempt} attempts: {reason}"
+            else:
+                row.state = "received"
+                row.not_before = now + backoff(claim.attempt)
+                event = f"attempt {claim.attempt} failed, retrying: {reason}"
+            row.updated_at = now
+            session.add(FileEvent(file_id=row.id, at=now, state=row.state, reason=event))
+            return row.state
+
+    def _run(self, claim: Claim) -> str:
+        with self._sessions() as session:
+            row = session.get(File, claim.file_id)
+            connection = session.get(Connection, row.connection_id) if row else None
+            if row is None or connection is None:
+                raise NotFound(f"file {claim.file_id} not found")
+            account = session.get(Account, row.account_id)
+            assert account is not None
+            file_name, key, sha256 = row.name, row.storage_key, row.sha256
+            received_at, trace_id = row.created_at, row.trace_id
+            data_type = self._types.get(connection.data_type)
+            allow_extra = bool(connection.details.get("allow_extra_columns", False))
+            connection_name, connection_id = connection.name, connection.id
+            tz, window = ZoneInfo(account.timezone), account.conversion_window_days
+
+        totals = {"total": 0, "errors": 0}
+        file_errors: list[tuple[str, str]] = []
+        errors: ErrorFile | None = None
+        state = "failed"
+        try:
+            with transaction(self._sessions) as session:
+                session.execute(
+                    select(Connection.id).where(Connection.id == connection_id).with_for_update()
+                )
+                if self._already_imported(session, connection_id, sha256, claim.file_id):
+                    state = "duplicate"
+                    file_errors.append(
+                        (
+                            "DUPLICATE_FILE",
+                            "the same bytes were already imported "
+                            "through this connection; nothing was imported again",
+                        )
+                    )
+                elif data_type is None:
+                    file_errors.append(
+                        (
+                            "UNSUPPORTED_FORMAT",
+                            f"data type '{connection.data_type}' is not imported",
+                        )
+                    )
+                else:
+                    errors, state = self._import(
+                        session,
+                        claim,
+                        data_type,
+                        allow_extra,
+                        key,
+                        file_name,
+                        totals,
+                        file_errors,
+                        ImportContext(
+                            file_id=claim.file_id,
+                            account_id=account.id,
+                            connection_id=connection_id,
+                            timezone=tz,
+                            now=self._clock(),
+                            window_days=window,
+                            actor=f"file:{trace_id}",
+                            reject=lambda r, e: None,
+                        ),
+                    )
+                self._finish(session, claim, state, totals, file_errors)
+        except BaseException:
+            if errors is not None:
+                errors.discard()
+            raise
+        finished = self._clock()
+        summary = Summary(
+            trace_id=trace_id,
+            file_name=file_name,
+            connection=connection_name,
+            data_type=connection.data_type,
+            state=state,
+            total_rows=totals["total"],
+            ok_rows=totals["total"] - totals["errors"],
+            error_rows=totals["errors"],
+            file_errors=tuple(file_errors),
+            received_at=received_at,
+            finished_at=finished,
+        )
+        self._answer(claim.file_id, connection_id, file_name, summary, errors)
+        return state
+
+    def _import(
+        self,
+        session: Session,
+        claim: Claim,
+        data_type: DataType,
+        allow_extra: bool,
+        key: str,
+        file_name: str,
+        totals: dict[str, int],
+        file_errors: list[tuple[str, str]],
+        base_ctx: ImportContext,
+    ) -> tuple[ErrorFile | None, str]:
+        try:
+            table = open_table(
+                lambda: self._storage.open(key),
+                name=file_name,
+                limits=self._limits,
+                allow_xlsx=data_type.allow_xlsx,
+            )
+            bound = data_type.schema(allow_extra=allow_extra).bind(
+                table.header,
+                context=ParseContext(
+                    tz=base_ctx.timezone, now=base_ctx.now, max_age_days=base_ctx.window_days
+                ),
+            )
+        except FileRejected as exc:
+            file_errors.append((exc.code, exc.message))
+            return None, "failed"
+        errors = ErrorFile(self._work_dir, table.header)
+        rejected_lines: set[int] = set()
+
+        def reject(row: ValidRow, error: RowError) -> None:
+            if row.line not in rejected_lines:
+                rejected_lines.add(row.line)
+                totals["errors"] += 1
+            errors.add(row.line, row.fields, row.raw, error.code, error.message)
+
+        ctx = replace(base_ctx, reject=reject)
+        # A savepoint: a file-level failure found late (TOO_MANY_ERRORS...) undoes the rows
+        # while the file's own state change still commits.
+        rows_savepoint = session.begin_nested()
+        importer = data_type.importer(session, ctx)
+        try:
+            for raw in table.rows:
+                totals["total"] += 1
+                if raw.error is not None:
+                    totals["errors"] += 1
+                    errors.add(raw.line, raw.fields, raw.raw, raw.error.code, raw.error.message)
+                    continue
+                checked = bound.validate(raw)
+                if isinstance(checked, list):
+                    totals["errors"] += 1
+                    for error in checked:
+                        errors.add(raw.line, raw.fields, raw.raw, error.code, error.message)
+                    continue
+                importer.add(checked)
+            outcome = importer.finish(total_rows=totals["total"], rejected_rows=totals["errors"])
+        except FileRejected as exc:
+            rows_savepoint.rollback()
+            errors.discard()
+            file_errors.append((exc.code, exc.message))
+            return None, "failed"
+        errors.close()
+        if outcome.file_error is not None:
+            rows_savepoint.rollback()
+            file_errors.append(outcome.file_error)
+            state = "failed"
+        elif totals["total"] == 0:
+            file_errors.append(("EMPTY_FILE", "the file has a header but no rows"))
+            state = "processed"
+        else:
+            state = (
+                "processed"
+                if not totals["errors"]
+                else "failed"
+                if totals["errors"] >= totals["total"]
+                else "partial"
+            )
+        if rows_savepoint.is_active:
+            rows_savepoint.commit()
+        if errors.rows == 0:
+            errors.discard()
+            return None, state
+        return errors, state
+
+    @staticmethod
+    def _already_imported(session: Session, connection_id: int, sha256: str, file_id: int) -> bool:
+        found = session.scalar(
+            select(File.id)
+            .where(
+                File.connection_id == connection_id,
+                File.sha256 == sha256,
+                File.id != file_id,
+                File.state.in_(("processed", "partial")),
+            )
+            .limit(1)
+        )
+        return found is not None
+
+    def _finish(
+        self,
+        session: Session,
+        claim: Claim,
+        state: str,
+        totals: dict[str, int],
+        file_errors: list[tuple[str, str]],
+    ) -> None:
+        now = self._clock()
+        done = session.execute(
+            update(File)
+            .where(File.id == claim.file_id, File.claim_token == claim.token)
+            .values(
+                state=state,
+                claim_token=None,
+                lease_until=None,
+                finished_at=now,
+                updated_at=now,
+                total_rows=totals["total"],
+                ok_rows=totals["total"] - totals["errors"],
+                error_rows=totals["errors"],
+                last_error="; ".join(m for _, m in file_errors) or None,
+            )
+        )
+        if done.rowcount != 1:  # type: ignore[attr-defined]
+            raise Transient("the claim on this file was lost; it will be processed again")
+        reason = (
+            f"{totals['total']} rows, {totals['total'] - totals['errors']} imported, "
+            f"{totals['errors']} rejected"
+        )
+        if file_errors:
+            reason += "; " + "; ".join(f"{c}: {m}" for c, m in file_errors)
+        session.add(FileEvent(file_id=claim.file_id, at=now, state=state, reason=reason))
+
+    def _answer(
+        self,
+        file_id: int,
+        connection_id: int,
+        file_name: str,
+        summary: Summary,
+        errors: ErrorFile | None,
+    ) -> None:
+        try:
+            self._channel.deliver(
+                connection_id=connection_id,
+                file_name=file_name,
+                summary=summary.to_bytes(),
+                errors=errors.path if errors else None,
+            )
+        except Exception:
+            log.exception("file %s: results could not be delivered", file_id)
+        finally:
+            if errors is not None:
+                errors.path.unlink(missing_ok=True)
+        with transaction(self._sessions) as session:
+            row = session.get(File, file_id)
+            if row is not None:
+                row.summary = summary.document()
