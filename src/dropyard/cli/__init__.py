@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from dropyard.cli import accounts, connections, credentials, files, ledger
 from dropyard.cli import serve as serve_commands
 from dropyard.cli.common import CliState
 
@@ -30,6 +31,15 @@ def root(
 
 cli.command("migrate")(serve_commands.migrate)
 cli.command("serve")(serve_commands.serve_command)
+cli.add_typer(accounts.accounts_app, name="accounts")
+cli.add_typer(accounts.users_app, name="users")
+cli.add_typer(accounts.tokens_app, name="tokens")
+cli.add_typer(ledger.campaigns_app, name="campaigns")
+cli.add_typer(ledger.partners_app, name="partners")
+cli.add_typer(credentials.credentials_app, name="credentials")
+cli.add_typer(connections.connections_app, name="connections")
+cli.add_typer(files.files_app, name="files")
+cli.command("worker")(files.worker)
 
 
 def main() -> None:

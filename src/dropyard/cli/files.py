@@ -1,0 +1,82 @@
+"""`dropyard files list|show|retry` and `dropyard worker`."""
+
+from __future__ import annotations
+
+import logging
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from dropyard.cli.common import emit, state
+from dropyard.cli.output import JsonFlag, cli_actor, guarded
+
+files_app = typer.Typer(no_args_is_help=True, help="Files and their history.")
+
+
+@files_app.command("list")
+@guarded
+def list_files(
+    ctx: typer.Context,
+    connection: Annotated[int, typer.Option("--connection", help="connection id")],
+    limit: Annotated[int, typer.Option("--limit")] = 50,
+    as_json: JsonFlag = False,
+) -> None:
+    """The newest files of a connection, with their state and row counts."""
+    app = state(ctx).app()
+    found = app.files.list_files(cli_actor(), connection_id=connection, limit=limit)
+
+    def human() -> None:
+        table = Table("id", "received", "name", "state", "rows", "ok", "errors")
+        for f in found:
+            table.add_row(str(f.id), f.created_at.strftime("%Y-%m-%d %H:%M:%S"), f.name,
+                          f.state, *(str(v if v is not None else "") for v in
+                                     (f.total_rows, f.ok_rows, f.error_rows)))
+        Console().print(table)
+
+    emit(found, as_json=as_json, human=human)
+
+
+@files_app.command("show")
+@guarded
+def show_file(ctx: typer.Context, file_id: int, as_json: JsonFlag = False) -> None:
+    """One file: its record and its history (every state change, with time and reason)."""
+    app = state(ctx).app()
+    view, events = app.files.get(cli_actor(), file_id)
+
+    def human() -> None:
+        console = Console()
+        console.print(f"[bold]{view.name}[/] ({view.state}) trace {view.trace_id}")
+        console.print(f"size {view.size}  sha256 {view.sha256}")
+        for event in events:
+            console.print(f"  {event.at:%Y-%m-%d %H:%M:%S}  {event.state:<11} {event.reason}")
+
+    emit({"file": view, "history": events}, as_json=as_json, human=human)
+
+
+@files_app.command("retry")
+@guarded
+def retry_file(ctx: typer.Context, file_id: int, as_json: JsonFlag = False) -> None:
+    """Put a dead or failed file back in line for processing."""
+    app = state(ctx).app()
+    app.files.get(cli_actor(), file_id)  # exists, and the actor may see it
+    app.processor.retry(file_id)
+    app.jobs.enqueue_file(file_id)
+    emit({"id": file_id, "state": "received"}, as_json=as_json,
+         human=lambda: typer.echo(f"file {file_id} will be processed again"))
+
+
+def worker(
+    ctx: typer.Context,
+    workers: Annotated[int, typer.Option("--workers", help="threads")] = 2,
+) -> None:
+    """Run background jobs (file processing, scheduled runs) from the shared queue."""
+    app = state(ctx).app()
+    logging.basicConfig(level=app.settings.log_level,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    app.migrate()
+    consumer = app.jobs.huey.create_consumer(workers=workers, worker_type="thread",
+                                             periodic=True)
+    app.jobs.sweep()
+    consumer.run()
