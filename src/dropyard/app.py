@@ -13,16 +13,16 @@ from dropyard.accounts.service import AccountService
 from dropyard.connections.service import ConnectionService
 from dropyard.credentials.secrets import SecretBox, load_or_create_master_key
 from dropyard.credentials.service import CredentialService
-from dropyard.db import migrate
-from dropyard.db.engine import SessionFactory, make_engine, make_session_factory
 from dropyard.datatypes.readers import Limits
 from dropyard.datatypes.registry import inbound_types
+from dropyard.db import migrate
+from dropyard.db.engine import SessionFactory, make_engine, make_session_factory
 from dropyard.files.channels import ConnectionResults
 from dropyard.files.processing import Processor
 from dropyard.files.service import FileService
-from dropyard.jobs.queue import Jobs, make_huey
 from dropyard.gateway.defender import Defender, DefenderPolicy
 from dropyard.gateway.logins import Gateway
+from dropyard.jobs.queue import Jobs, make_huey
 from dropyard.ledger.service import LedgerService
 from dropyard.remote.mailer import Mailer, build_mailer
 from dropyard.settings import Settings
@@ -97,8 +97,9 @@ def build(settings: Settings) -> Dropyard:
         data_types=inbound_types(),
         channel=ConnectionResults(sessions, files, mailer=mailer),
         work_dir=settings.spool_dir,
-        limits=Limits(max_expanded_bytes=settings.max_expanded_bytes,
-                      max_ratio=settings.max_expansion_ratio),
+        limits=Limits(
+            max_expanded_bytes=settings.max_expanded_bytes, max_ratio=settings.max_expansion_ratio
+        ),
         max_attempts=settings.max_attempts,
     )
     jobs = Jobs(make_huey(settings), processor)

@@ -34,7 +34,7 @@ def _brand_with_campaign(server: RunningServer) -> tuple[int, int, int]:
     )
     app.ledger.create_partner(OPERATOR, partner_id=partner_id, name="Blog One")
     app.ledger.join(OPERATOR, partner_id=partner_id, campaign_id=campaign_id)
-    return account.id, campaign_id, tracker_id * 0 + tracker_id
+    return account.id, campaign_id, tracker_id
 
 
 def _wait_for(path_check: object, timeout: float = 30.0) -> None:

@@ -30,9 +30,13 @@ def list_files(
     def human() -> None:
         table = Table("id", "received", "name", "state", "rows", "ok", "errors")
         for f in found:
-            table.add_row(str(f.id), f.created_at.strftime("%Y-%m-%d %H:%M:%S"), f.name,
-                          f.state, *(str(v if v is not None else "") for v in
-                                     (f.total_rows, f.ok_rows, f.error_rows)))
+            table.add_row(
+                str(f.id),
+                f.created_at.strftime("%Y-%m-%d %H:%M:%S"),
+                f.name,
+                f.state,
+                *(str(v if v is not None else "") for v in (f.total_rows, f.ok_rows, f.error_rows)),
+            )
         Console().print(table)
 
     emit(found, as_json=as_json, human=human)
@@ -63,8 +67,11 @@ def retry_file(ctx: typer.Context, file_id: int, as_json: JsonFlag = False) -> N
     app.files.get(cli_actor(), file_id)  # exists, and the actor may see it
     app.processor.retry(file_id)
     app.jobs.enqueue_file(file_id)
-    emit({"id": file_id, "state": "received"}, as_json=as_json,
-         human=lambda: typer.echo(f"file {file_id} will be processed again"))
+    emit(
+        {"id": file_id, "state": "received"},
+        as_json=as_json,
+        human=lambda: typer.echo(f"file {file_id} will be processed again"),
+    )
 
 
 def worker(
@@ -73,10 +80,10 @@ def worker(
 ) -> None:
     """Run background jobs (file processing, scheduled runs) from the shared queue."""
     app = state(ctx).app()
-    logging.basicConfig(level=app.settings.log_level,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=app.settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     app.migrate()
-    consumer = app.jobs.huey.create_consumer(workers=workers, worker_type="thread",
-                                             periodic=True)
+    consumer = app.jobs.huey.create_consumer(workers=workers, worker_type="thread", periodic=True)
     app.jobs.sweep()
     consumer.run()

@@ -84,7 +84,9 @@ class ErrorFile:
         self._writer.writerow([*header, "LineNumber", "ErrorType", "ErrorMessage"])
         self.rows = 0
 
-    def add(self, line: int, fields: Sequence[str] | None, raw: str, code: str, message: str) -> None:
+    def add(
+        self, line: int, fields: Sequence[str] | None, raw: str, code: str, message: str
+    ) -> None:
         cells = list(fields) if fields is not None else [raw]
         if len(cells) < self._width:
             cells += [""] * (self._width - len(cells))
@@ -101,8 +103,9 @@ class ErrorFile:
 
 
 class ResultChannel(Protocol):
-    def deliver(self, *, connection_id: int, file_name: str, summary: bytes,
-                errors: Path | None) -> None:
+    def deliver(
+        self, *, connection_id: int, file_name: str, summary: bytes, errors: Path | None
+    ) -> None:
         """Place the summary (and the error file, when rows failed) where the partner
         looks for them."""
 

@@ -132,8 +132,11 @@ class _DataChannel(TLS_DTPHandler):  # type: ignore[misc]
     receive: bool
     transfer_finished: bool
     _resp: tuple[Any, ...]
+    _ssl_accepting: bool
+    producer_fifo: Any
     _cut_off = False
     _settled = False
+    _close_when_established = False
 
     def recv(self, buffer_size: int) -> bytes:
         if not self._ssl_requested and self.socket.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR):
@@ -142,6 +145,32 @@ class _DataChannel(TLS_DTPHandler):  # type: ignore[misc]
             return b""
         data: bytes = super().recv(buffer_size)
         return data
+
+    def send(self, data: bytes) -> int:
+        if not data:
+            return 0  # asynchat writes an empty listing as a 0-byte send: TLS calls that EOF
+        sent: int = super().send(data)
+        return sent
+
+    def close_when_done(self) -> None:
+        if self._ssl_accepting:
+            self._do_ssl_handshake()  # a first send may have completed it already
+        if self._ssl_accepting:
+            # An empty listing would close the channel before the TLS handshake is over,
+            # and the client would see a broken transfer: finish the handshake first.
+            self._close_when_established = True
+            if not self.producer_fifo:  # nothing to write: read, so the handshake moves on
+                self.modify_ioloop_events(self.ioloop.READ)
+            return
+        super().close_when_done()
+
+    def handle_ssl_established(self) -> None:
+        if self._close_when_established:
+            self._close_when_established = False
+            super().close_when_done()
+            self.initiate_send()  # an empty queue: this sends nothing and closes
+            if not self._closed and self.producer_fifo:
+                self.modify_ioloop_events(self.ioloop.WRITE)
 
     def _ended_cleanly(self) -> bool:
         if self._cut_off:

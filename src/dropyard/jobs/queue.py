@@ -76,5 +76,6 @@ class EmbeddedConsumer(Consumer):  # type: ignore[misc]
 
 
 def embedded_consumer(huey: Huey, *, workers: int) -> EmbeddedConsumer:
-    return EmbeddedConsumer(huey, workers=workers, worker_type="thread", periodic=True,
-                            check_worker_health=False)
+    return EmbeddedConsumer(
+        huey, workers=workers, worker_type="thread", periodic=True, check_worker_health=False
+    )
