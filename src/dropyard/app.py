@@ -23,7 +23,9 @@ from dropyard.files.service import FileService
 from dropyard.gateway.defender import Defender, DefenderPolicy
 from dropyard.gateway.logins import Gateway
 from dropyard.jobs.queue import Jobs, make_huey
+from dropyard.jobs.scheduler import Scheduler
 from dropyard.ledger.service import LedgerService
+from dropyard.outbound.service import OutboundService
 from dropyard.remote.mailer import Mailer, build_mailer
 from dropyard.settings import Settings
 from dropyard.storage.base import Storage
@@ -50,6 +52,8 @@ class Dropyard:
     box: SecretBox
     processor: Processor
     jobs: Jobs
+    outbound: OutboundService
+    scheduler: Scheduler
 
     def migrate(self) -> None:
         migrate.upgrade(self.engine)
@@ -102,8 +106,12 @@ def build(settings: Settings) -> Dropyard:
         ),
         max_attempts=settings.max_attempts,
     )
-    jobs = Jobs(make_huey(settings), processor)
+    outbound = OutboundService(sessions, files, storage, work_dir=settings.spool_dir)
+    scheduler = Scheduler(sessions)
+    jobs = Jobs(make_huey(settings), processor, outbound=outbound, scheduler=scheduler)
     files.set_notify(jobs.enqueue_file)
+    gateway.on_download = outbound.mark_downloaded
+    gateway.on_delete = outbound.removed_by_partner
     return Dropyard(
         settings=settings,
         engine=engine,
@@ -121,4 +129,6 @@ def build(settings: Settings) -> Dropyard:
         box=box,
         processor=processor,
         jobs=jobs,
+        outbound=outbound,
+        scheduler=scheduler,
     )

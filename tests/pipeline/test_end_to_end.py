@@ -141,3 +141,53 @@ def test_upload_import_and_summary_then_duplicate(
             session.scalars(select(Action.id).where(Action.campaign_id == campaign_id)).all()
         )
     assert count == 2
+
+
+def test_report_waits_in_the_hosted_folder_and_its_download_is_recorded(
+    pipeline_server: RunningServer, tmp_path: Path
+) -> None:
+    server = pipeline_server
+    account_id, _, _ = _brand_with_campaign(server)
+    box = drop_box(
+        server.app,
+        account_id=account_id,
+        direction="outbound",
+        data_type="reports",
+        methodology="hosted",
+        details={"report": "performance_by_day", "range": "yesterday"},
+    )
+    result = server.app.outbound.run(box.connection_id)
+    assert result.file is not None
+    name = result.file.name
+    listing = sftp_batch(
+        server.ports["sftp"],
+        box.login,
+        box.password,
+        f"ls -1 /{box.folder}\nget /{box.folder}/{name} report.csv\n",
+        cwd=tmp_path,
+    )
+    assert listing.code == 0, listing.err
+    assert name in listing.out
+    header = (tmp_path / "report.csv").read_text().splitlines()[0]
+    assert header == (
+        "Date,CampaignId,MediaPartnerId,Clicks,Actions,ReversedActions,"
+        "SaleAmount,Payout,CurrencyCode"
+    )
+
+    def downloaded() -> bool:
+        with server.app.sessions() as session:
+            return (
+                session.scalar(select(File.state).where(File.id == result.file.id)) == "downloaded"
+            )  # type: ignore[union-attr]
+
+    _wait_for(downloaded, timeout=10)
+    # an outbound folder takes no uploads
+    (tmp_path / "x.csv").write_text("a\n")
+    refused = sftp_batch(
+        server.ports["sftp"],
+        box.login,
+        box.password,
+        f"put x.csv /{box.folder}/x.csv\n",
+        cwd=tmp_path,
+    )
+    assert refused.code != 0

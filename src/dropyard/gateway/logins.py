@@ -15,7 +15,7 @@ from dropyard.connections.service import ConnectionService
 from dropyard.credentials.service import CredentialService, HostedLogin
 from dropyard.files.service import FileService
 from dropyard.gateway.defender import Defender
-from dropyard.gateway.session import Folder, GatewaySession, Protocol
+from dropyard.gateway.session import GatewaySession, Protocol
 
 log = logging.getLogger(__name__)
 
@@ -29,14 +29,16 @@ class Gateway:
         files: FileService,
         defender: Defender,
         audit: AuditLog,
-        on_download: Callable[[Folder, str], None] | None = None,
     ) -> None:
         self.credentials = credentials
         self.connections = connections
         self.files = files
         self.defender = defender
         self.audit = audit
-        self._on_download = on_download
+        # Outbound bookkeeping, set by the composition root: a partner took (read to the
+        # end) or removed a file of a hosted outbound folder.
+        self.on_download: Callable[[int, str], object] | None = None
+        self.on_delete: Callable[[int, str], object] | None = None
 
     def login_password(
         self, login: str, password: str, *, protocol: Protocol, address: str, secure: bool = True
@@ -114,6 +116,7 @@ class Gateway:
             address=address,
             connections=self.connections,
             files=self.files,
-            on_download=self._on_download,
+            on_download=self.on_download,
+            on_delete=self.on_delete,
             secure=secure,
         )

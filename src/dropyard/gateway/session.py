@@ -144,7 +144,8 @@ class GatewaySession:
         address: str,
         connections: ConnectionService,
         files: FileService,
-        on_download: Callable[[Folder, str], None] | None = None,
+        on_download: Callable[[int, str], object] | None = None,
+        on_delete: Callable[[int, str], object] | None = None,
         secure: bool = True,
     ) -> None:
         self.login = login
@@ -154,6 +155,7 @@ class GatewaySession:
         self._connections = connections
         self._files = files
         self._on_download = on_download
+        self._on_delete = on_delete
         self._folders: dict[str, Folder] = {}
         self._folders_at = -_FOLDER_TTL
         self._staged: dict[tuple[int, str], Upload] = {}
@@ -255,8 +257,9 @@ class GatewaySession:
 
     def finished_read(self, target: Target) -> None:
         """A client read a whole file: recorded (for outbound files: `downloaded`)."""
-        if target.folder is not None and target.name is not None and self._on_download:
-            self._on_download(target.folder, target.name)
+        folder, name = target.folder, target.name
+        if folder is not None and name is not None and not folder.inbound and self._on_download:
+            self._on_download(folder.connection_id, name)
 
     # -- writing ------------------------------------------------------------------------
 
@@ -352,6 +355,8 @@ class GatewaySession:
         if not self._deletable(target.folder, target.name):
             raise Forbidden("this file cannot be deleted")
         self._files.delete_folder_file(target.folder.connection_id, target.name)
+        if not target.folder.inbound and self._on_delete is not None:
+            self._on_delete(target.folder.connection_id, target.name)
 
     def refuse(self, what: str) -> None:
         """mkdir, rmdir, chmod, chown, links: never allowed."""

@@ -8,13 +8,15 @@ message, a stopped Redis or a killed worker left behind.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
-from typing import Any
+from datetime import datetime
 
 from huey import Huey, RedisHuey, SqliteHuey, crontab
 from huey.consumer import Consumer
 
+from dropyard.errors import Terminal
 from dropyard.files.processing import Processor
+from dropyard.jobs.scheduler import Scheduler
+from dropyard.outbound.service import OutboundService
 from dropyard.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -30,18 +32,42 @@ def make_huey(settings: Settings) -> Huey:
 class Jobs:
     """The tasks Dropyard runs in the background, registered on one Huey."""
 
-    def __init__(self, huey: Huey, processor: Processor) -> None:
+    def __init__(
+        self,
+        huey: Huey,
+        processor: Processor,
+        *,
+        outbound: OutboundService,
+        scheduler: Scheduler,
+    ) -> None:
         self.huey = huey
         self._processor = processor
+        self._outbound = outbound
+        self._scheduler = scheduler
         self._process = huey.task(name="process_file")(self._process_file)
+        self._run = huey.task(name="outbound_run", retries=3, retry_delay=60)(self._run_outbound)
         self._sweep = huey.periodic_task(crontab(minute="*"), name="sweep")(self.sweep)
-        self._extra: dict[str, Callable[..., Any]] = {}
+        self._tick = huey.periodic_task(crontab(minute="*"), name="schedule")(self.tick)
+        self._expire = huey.periodic_task(crontab(minute="7"), name="expire")(outbound.expire)
 
-    def task(self, name: str, func: Callable[..., Any]) -> Callable[..., Any]:
-        """Register another task (the scheduler's runs, deliveries) on the same queue."""
-        registered: Callable[..., Any] = self.huey.task(name=name)(func)
-        self._extra[name] = registered
-        return registered
+    def tick(self) -> int:
+        """Enqueue every scheduled run that is due now (each claimed once)."""
+        claimed = self._scheduler.tick()
+        for connection_id, due_at, run_id in claimed:
+            self.enqueue_run(connection_id, run_id=run_id, due_at=due_at)
+        return len(claimed)
+
+    def enqueue_run(self, connection_id: int, *, run_id: str, due_at: datetime) -> None:
+        self._run(connection_id, run_id, due_at.isoformat())
+
+    def _run_outbound(self, connection_id: int, run_id: str, due_at: str) -> None:
+        """One outbound run at its due time (not the time it runs: a late run names and
+        ranges its file as if on time). Its outcome is on the run and the file's history."""
+        try:
+            self._outbound.run(connection_id, run_id=run_id, at=datetime.fromisoformat(due_at))
+        except Terminal:
+            return  # recorded on the run; retrying cannot help
+        # Transient and unexpected errors propagate: Huey retries the task.
 
     def enqueue_file(self, file_id: int, *, delay: float = 0.0) -> None:
         if delay > 0:
