@@ -31,6 +31,7 @@ def root(
 
 cli.command("migrate")(serve_commands.migrate)
 cli.command("serve")(serve_commands.serve_command)
+cli.command("demo")(serve_commands.demo_command)
 cli.add_typer(accounts.accounts_app, name="accounts")
 cli.add_typer(accounts.users_app, name="users")
 cli.add_typer(accounts.tokens_app, name="tokens")

@@ -27,6 +27,9 @@ def serve_command(
     roles: Annotated[
         str, typer.Option("--roles", help=f"comma-separated, of: {', '.join(ROLES)}")
     ] = ",".join(ROLES),
+    demo: Annotated[
+        bool, typer.Option("--demo", help="on an empty data dir: fill it with demo data first")
+    ] = False,
 ) -> None:
     """Run Dropyard: the API and the hosted SFTP, FTP(S) and SMTP endpoints."""
     chosen = tuple(r.strip() for r in roles.split(",") if r.strip())
@@ -44,6 +47,10 @@ def serve_command(
     app.migrate()
     if app.accounts.count_users() == 0:
         _first_admin(app)
+    if demo and not any(a.name == "Demo Brand" for a in app.accounts.list_accounts(operator())):
+        from dropyard.demo import instructions, seed
+
+        sys.stderr.write(instructions(seed(app), host=app.settings.public_host))
     asyncio.run(serve(app, roles=chosen))
 
 
@@ -62,3 +69,14 @@ def _first_admin(app: object) -> None:
         f"    login:    {created.user.email}\n"
         f"    password: {created.password}\n\n"
     )
+
+
+@handles_errors
+def demo_command(ctx: typer.Context) -> None:
+    """Fill an empty data dir with demo data and connections, and say how to try them."""
+    from dropyard.demo import instructions, seed
+
+    app = state(ctx).app()
+    app.migrate()
+    demo = seed(app)
+    typer.echo(instructions(demo, host=app.settings.public_host))
