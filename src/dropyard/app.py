@@ -105,6 +105,7 @@ def build(settings: Settings) -> Dropyard:
             max_expanded_bytes=settings.max_expanded_bytes, max_ratio=settings.max_expansion_ratio
         ),
         max_attempts=settings.max_attempts,
+        lease=timedelta(seconds=settings.lease_seconds),
     )
     outbound = OutboundService(sessions, files, storage, work_dir=settings.spool_dir)
     scheduler = Scheduler(sessions)

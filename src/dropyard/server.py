@@ -25,7 +25,7 @@ from dropyard.gateway.mail_intake import MailIntake
 from dropyard.gateway.sftp import SftpFrontEnd, SftpLimits, load_host_keys
 from dropyard.gateway.smtp import SmtpFrontEnd
 from dropyard.gateway.tls import ensure_certificate, server_context
-from dropyard.jobs.queue import embedded_consumer
+from dropyard.jobs.queue import Sweeper, embedded_consumer
 
 log = logging.getLogger(__name__)
 
@@ -124,9 +124,11 @@ async def serve(app: Dropyard, *, roles: tuple[str, ...] = ROLES) -> None:
         if "worker" in roles:
             consumer = embedded_consumer(app.jobs.huey, workers=settings.workers)
             consumer.start()
-            app.jobs.sweep()
+            sweeper = Sweeper(app.jobs, every=settings.sweep_seconds)
+            sweeper.start()
 
             async def _stop_worker() -> None:
+                sweeper.stop()
                 await asyncio.to_thread(consumer.stop, graceful=True)
 
             stoppers.append(_stop_worker)

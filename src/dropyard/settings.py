@@ -40,6 +40,8 @@ class Settings(BaseSettings):
     max_expanded_bytes: int = 5 * 1024**3
     max_expansion_ratio: int = 20
     max_attempts: int = 5
+    lease_seconds: float = 600.0
+    sweep_seconds: float = 30.0
     workers: int = 2
 
     # Where Dropyard's own mail goes out (notices to return addresses). No relay: logged only.

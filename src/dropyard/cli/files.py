@@ -11,6 +11,7 @@ from rich.table import Table
 
 from dropyard.cli.common import emit, state
 from dropyard.cli.output import JsonFlag, cli_actor, guarded
+from dropyard.jobs.queue import Sweeper
 
 files_app = typer.Typer(no_args_is_help=True, help="Files and their history.")
 
@@ -85,5 +86,9 @@ def worker(
     )
     app.migrate()
     consumer = app.jobs.huey.create_consumer(workers=workers, worker_type="thread", periodic=True)
-    app.jobs.sweep()
-    consumer.run()
+    sweeper = Sweeper(app.jobs, every=app.settings.sweep_seconds)
+    sweeper.start()
+    try:
+        consumer.run()
+    finally:
+        sweeper.stop()

@@ -8,6 +8,7 @@ message, a stopped Redis or a killed worker left behind.
 from __future__ import annotations
 
 import logging
+import threading
 from datetime import datetime
 
 from huey import Huey, RedisHuey, SqliteHuey, crontab
@@ -92,6 +93,31 @@ class Jobs:
                 log.warning("the queue is unreachable; %d files wait", len(ids))
                 break
         return len(ids)
+
+
+class Sweeper:
+    """Re-enqueues due files every few seconds (Huey's periodic tasks tick per minute)."""
+
+    def __init__(self, jobs: Jobs, *, every: float) -> None:
+        self._jobs = jobs
+        self._every = every
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="dropyard-sweeper", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self._jobs.sweep()
+            except Exception:
+                log.exception("sweep failed; trying again")
+            self._stop.wait(self._every)
 
 
 class EmbeddedConsumer(Consumer):  # type: ignore[misc]
