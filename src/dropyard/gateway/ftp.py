@@ -3,8 +3,8 @@
 Explicit TLS (AUTH TLS) is expected for login and data; plain FTP logs in only where the
 login reaches a folder whose connection allows it, and then sees only those folders. A
 thread per client (pyftpdlib's ThreadedFTPServer) because logins and commits block on the
-database. pyftpdlib and pyOpenSSL types stay in this module and `ftp_fs.py`; session errors
-become FTP replies here.
+database. pyftpdlib and pyOpenSSL types stay in this module and `ftp_fs.py` (the files and
+the data connections); session errors become FTP replies in the two of them.
 
 An upload is committed in exactly one place, `on_file_received`, and only after its data
 connection ended cleanly (a TLS close_notify on a protected channel). The 226 is sent
@@ -17,7 +17,6 @@ import asyncio
 import contextlib
 import logging
 import socket
-import sys
 import threading
 import time
 from dataclasses import dataclass
@@ -25,13 +24,13 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from OpenSSL import SSL
-from pyftpdlib.exceptions import AuthenticationFailed, FilesystemError
-from pyftpdlib.handlers import TLS_DTPHandler, TLS_FTPHandler
+from pyftpdlib.exceptions import FilesystemError
+from pyftpdlib.handlers import TLS_FTPHandler
 from pyftpdlib.ioloop import IOLoop
 from pyftpdlib.servers import ThreadedFTPServer
 
-from dropyard.errors import DropyardError, Invalid, QuotaExceeded, Transient
-from dropyard.gateway.ftp_fs import SessionFS, describe
+from dropyard.errors import DropyardError, Invalid
+from dropyard.gateway.ftp_fs import DataChannel, SessionFS, reply
 from dropyard.gateway.logins import Gateway
 from dropyard.gateway.session import GatewaySession
 from dropyard.gateway.tls import ensure_certificate
@@ -90,29 +89,15 @@ def tls_context(cert: Path, key: Path) -> SSL.Context:
     return context
 
 
-def reply(exc: DropyardError) -> str:
-    code = 552 if isinstance(exc, QuotaExceeded) else 451 if isinstance(exc, Transient) else 550
-    return f"{code} {describe(exc)}."
-
-
 class _SessionAuthorizer:
-    """pyftpdlib's authorizer seat. Logins go through `Gateway` (see `ftp_PASS`) and every
-    permission is the session core's decision, so nothing is refused here."""
-
-    def validate_authentication(self, username: str, password: str, handler: Any) -> None:
-        raise AuthenticationFailed("Authentication failed.")  # never used: see ftp_PASS
-
-    def get_home_dir(self, username: str) -> str:
-        return "/"
+    """What pyftpdlib still asks an authorizer. Logins go through `Gateway` (see `ftp_PASS`)
+    and every permission is the session core's decision, so nothing is refused here."""
 
     def has_perm(self, username: str, perm: str, path: str | None = None) -> bool:
         return True
 
     def get_perms(self, username: str) -> str:
         return "elradfw"
-
-    def get_msg_login(self, username: str) -> str:
-        return "Logged in."
 
     def get_msg_quit(self, username: str) -> str:
         return "Goodbye."
@@ -122,92 +107,6 @@ class _SessionAuthorizer:
 
     def terminate_impersonation(self, username: str) -> None:
         return None
-
-
-class _DataChannel(TLS_DTPHandler):  # type: ignore[misc]
-    """One data connection. An upload is complete only if the connection ended cleanly:
-    close_notify on TLS, FIN on plain FTP. A reset, a TLS stream cut short, a refusal from
-    the session or a timeout leave it incomplete, and the control channel aborts it."""
-
-    receive: bool
-    transfer_finished: bool
-    _resp: tuple[Any, ...]
-    _ssl_accepting: bool
-    producer_fifo: Any
-    _cut_off = False
-    _settled = False
-    _close_when_established = False
-
-    def recv(self, buffer_size: int) -> bytes:
-        if not self._ssl_requested and self.socket.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR):
-            self._cut_off = True  # a reset from the client: not the end of the file
-            self.handle_close()
-            return b""
-        data: bytes = super().recv(buffer_size)
-        return data
-
-    def send(self, data: bytes) -> int:
-        if not data:
-            return 0  # asynchat writes an empty listing as a 0-byte send: TLS calls that EOF
-        sent: int = super().send(data)
-        return sent
-
-    def close_when_done(self) -> None:
-        if self._ssl_accepting:
-            self._do_ssl_handshake()  # a first send may have completed it already
-        if self._ssl_accepting:
-            # An empty listing would close the channel before the TLS handshake is over,
-            # and the client would see a broken transfer: finish the handshake first.
-            self._close_when_established = True
-            if not self.producer_fifo:  # nothing to write: read, so the handshake moves on
-                self.modify_ioloop_events(self.ioloop.READ)
-            return
-        super().close_when_done()
-
-    def handle_ssl_established(self) -> None:
-        if self._close_when_established:
-            self._close_when_established = False
-            super().close_when_done()
-            self.initiate_send()  # an empty queue: this sends nothing and closes
-            if not self._closed and self.producer_fifo:
-                self.modify_ioloop_events(self.ioloop.WRITE)
-
-    def _ended_cleanly(self) -> bool:
-        if self._cut_off:
-            return False
-        try:
-            if self._ssl_requested:
-                return bool(self.socket.get_shutdown() & SSL.RECEIVED_SHUTDOWN)
-            return not self.socket.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
-        except (OSError, SSL.Error):
-            return False
-
-    def close(self) -> None:
-        if self.receive and not self._settled and not self._closed:
-            self._settled = True
-            if self.transfer_finished and not self._ended_cleanly():
-                self.transfer_finished = False
-                self._resp = (
-                    "426 The data connection was cut off before the end; nothing was kept.",
-                    log.info,
-                )
-            elif self.transfer_finished:
-                self._resp = ()  # answered after the commit, in on_file_received
-        super().close()
-
-    def handle_error(self) -> None:
-        exc = sys.exc_info()[1]
-        if isinstance(exc, DropyardError):
-            self._resp = (reply(exc), log.info)
-        elif isinstance(exc, SSL.Error):
-            self._resp = ("426 TLS error on the data connection; transfer aborted.", log.info)
-        else:
-            super().handle_error()
-            return
-        self.transfer_finished = False
-        self._settled = True
-        self._error = True  # a refused or broken channel gets no TLS goodbye
-        self.close()
 
 
 class _ControlChannel(TLS_FTPHandler):  # type: ignore[misc]
@@ -221,7 +120,7 @@ class _ControlChannel(TLS_FTPHandler):  # type: ignore[misc]
 
     authorizer = _SessionAuthorizer()
     abstracted_fs = SessionFS
-    dtp_handler = _DataChannel
+    dtp_handler = DataChannel
     proto_cmds: ClassVar[dict[str, Any]] = {
         k: v for k, v in TLS_FTPHandler.proto_cmds.items() if k not in _DROPPED
     }
@@ -485,7 +384,7 @@ class FtpFrontEnd:
         # pyftpdlib logs every command at INFO; its warnings and errors still come through.
         logging.getLogger("pyftpdlib").setLevel(logging.WARNING)
         limits = self.limits
-        data = type("DropyardFtpData", (_DataChannel,), {"timeout": limits.idle_timeout})
+        data = type("DropyardFtpData", (DataChannel,), {"timeout": limits.idle_timeout})
         handler = type(
             "DropyardFtpControl",
             (_ControlChannel,),

@@ -1,4 +1,5 @@
-"""The virtual filesystem pyftpdlib sees: every call goes to one `GatewaySession`.
+"""What an FTP transfer touches: the virtual filesystem over a `GatewaySession`, and the
+data connections that carry uploads, downloads and listings.
 
 pyftpdlib splits paths into "ftp" paths (what the client typed) and "fs" paths (what
 `os.*` is called with). Here both are the same normalised virtual path (`/`, `/<folder>`,
@@ -10,19 +11,24 @@ control channel does, once pyftpdlib reports the transfer complete.
 
 from __future__ import annotations
 
-import os
+import logging
 import posixpath
-import stat as stat_module
+import socket
+import sys
 import time
 from collections.abc import Iterable, Iterator
 from datetime import UTC
 from typing import Any, BinaryIO
 
+from OpenSSL import SSL
 from pyftpdlib.exceptions import FilesystemError
 from pyftpdlib.filesystems import AbstractedFS
+from pyftpdlib.handlers import TLS_DTPHandler
 
-from dropyard.errors import DropyardError, NotFound
+from dropyard.errors import DropyardError, NotFound, QuotaExceeded, Transient
 from dropyard.gateway.session import Entry, GatewaySession, Target, Upload, normalise
+
+log = logging.getLogger(__name__)
 
 _SIX_MONTHS = 180 * 24 * 60 * 60
 OWNER = "dropyard"
@@ -34,6 +40,11 @@ def describe(exc: DropyardError) -> str:
         return "No such file or folder"
     text = " ".join(exc.message.split()).rstrip(".") or "Refused"
     return text[0].upper() + text[1:]
+
+
+def reply(exc: DropyardError) -> str:
+    code = 552 if isinstance(exc, QuotaExceeded) else 451 if isinstance(exc, Transient) else 550
+    return f"{code} {describe(exc)}."
 
 
 def _fs_error(exc: DropyardError) -> FilesystemError:
@@ -93,15 +104,6 @@ class DownloadFile:
             self._handle.close()
 
 
-def _stat_result(entry: Entry) -> os.stat_result:
-    if entry.is_dir:
-        mode = stat_module.S_IFDIR | (0o755 if entry.writable else 0o555)
-    else:
-        mode = stat_module.S_IFREG | (0o644 if entry.writable else 0o444)
-    mtime = int(entry.modified_at.timestamp())
-    return os.stat_result((mode, 0, 0, 1, 0, 0, entry.size, mtime, mtime, mtime))
-
-
 class SessionFS(AbstractedFS):  # type: ignore[misc]
     """pyftpdlib's AbstractedFS over a GatewaySession, plus the transfers it opened."""
 
@@ -148,8 +150,9 @@ class SessionFS(AbstractedFS):  # type: ignore[misc]
         except DropyardError as exc:
             raise _fs_error(exc) from None
 
-    def stat(self, path: str) -> os.stat_result:
-        return _stat_result(self._entry(path))
+    def stat(self, path: str) -> Entry:
+        """pyftpdlib stats a path only to see that it exists; the listings use Entries."""
+        return self._entry(path)
 
     lstat = stat
 
@@ -171,12 +174,6 @@ class SessionFS(AbstractedFS):  # type: ignore[misc]
             return not self.session.stat(path).is_dir
         except DropyardError:
             return False
-
-    def islink(self, path: str) -> bool:
-        return False
-
-    def readlink(self, path: str) -> str:
-        raise FilesystemError("There are no links here")
 
     def getsize(self, path: str) -> int:
         upload = self._uploads.get(path)
@@ -200,8 +197,6 @@ class SessionFS(AbstractedFS):  # type: ignore[misc]
             raise _fs_error(exc) from None
         self._listed = (path, {e.name: e for e in entries})
         return [e.name for e in entries]
-
-    listdirinfo = listdir
 
     def _entries(self, basedir: str, names: Iterable[str], ignore_err: bool) -> Iterator[Entry]:
         listed, self._listed = self._listed, None
@@ -333,9 +328,6 @@ class SessionFS(AbstractedFS):  # type: ignore[misc]
     def utime(self, path: str, timeval: float) -> None:
         self._refuse("changing times")
 
-    def mkstemp(self, *args: Any, **kwargs: Any) -> None:
-        self._refuse("storing under a generated name")
-
     # -- changing -----------------------------------------------------------------------
 
     def remove(self, path: str) -> None:
@@ -350,8 +342,88 @@ class SessionFS(AbstractedFS):  # type: ignore[misc]
         except DropyardError as exc:
             raise _fs_error(exc) from None
 
-    def get_user_by_uid(self, uid: int) -> str:
-        return OWNER
 
-    def get_group_by_gid(self, gid: int) -> str:
-        return OWNER
+class DataChannel(TLS_DTPHandler):  # type: ignore[misc]
+    """One data connection. An upload is complete only if the connection ended cleanly:
+    close_notify on TLS, FIN on plain FTP. A reset, a TLS stream cut short, a refusal from
+    the session or a timeout leave it incomplete, and the control channel aborts it."""
+
+    receive: bool
+    transfer_finished: bool
+    _resp: tuple[Any, ...]
+    _ssl_accepting: bool
+    producer_fifo: Any
+    _cut_off = False
+    _settled = False
+    _close_when_established = False
+
+    def recv(self, buffer_size: int) -> bytes:
+        if not self._ssl_requested and self.socket.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR):
+            self._cut_off = True  # a reset from the client: not the end of the file
+            self.handle_close()
+            return b""
+        data: bytes = super().recv(buffer_size)
+        return data
+
+    def send(self, data: bytes) -> int:
+        if not data:
+            return 0  # asynchat writes an empty listing as a 0-byte send: TLS calls that EOF
+        sent: int = super().send(data)
+        return sent
+
+    def close_when_done(self) -> None:
+        if self._ssl_accepting:
+            self._do_ssl_handshake()  # a first send may have completed it already
+        if self._ssl_accepting:
+            # An empty listing would close the channel before the TLS handshake is over,
+            # and the client would see a broken transfer: finish the handshake first.
+            self._close_when_established = True
+            if not self.producer_fifo:  # nothing to write: read, so the handshake moves on
+                self.modify_ioloop_events(self.ioloop.READ)
+            return
+        super().close_when_done()
+
+    def handle_ssl_established(self) -> None:
+        if self._close_when_established:
+            self._close_when_established = False
+            super().close_when_done()
+            self.initiate_send()  # an empty queue: this sends nothing and closes
+            if not self._closed and self.producer_fifo:
+                self.modify_ioloop_events(self.ioloop.WRITE)
+
+    def _ended_cleanly(self) -> bool:
+        if self._cut_off:
+            return False
+        try:
+            if self._ssl_requested:
+                return bool(self.socket.get_shutdown() & SSL.RECEIVED_SHUTDOWN)
+            return not self.socket.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+        except (OSError, SSL.Error):
+            return False
+
+    def close(self) -> None:
+        if self.receive and not self._settled and not self._closed:
+            self._settled = True
+            if self.transfer_finished and not self._ended_cleanly():
+                self.transfer_finished = False
+                self._resp = (
+                    "426 The data connection was cut off before the end; nothing was kept.",
+                    log.info,
+                )
+            elif self.transfer_finished:
+                self._resp = ()  # answered after the commit, in on_file_received
+        super().close()
+
+    def handle_error(self) -> None:
+        exc = sys.exc_info()[1]
+        if isinstance(exc, DropyardError):
+            self._resp = (reply(exc), log.info)
+        elif isinstance(exc, SSL.Error):
+            self._resp = ("426 TLS error on the data connection; transfer aborted.", log.info)
+        else:
+            super().handle_error()
+            return
+        self.transfer_finished = False
+        self._settled = True
+        self._error = True  # a refused or broken channel gets no TLS goodbye
+        self.close()
