@@ -412,22 +412,23 @@ def test_shell_and_exec_are_refused(server: RunningServer, box: DropBox) -> None
     assert "root:" not in done.stdout
 
 
-def test_logins_and_uploads_are_audited(
+def test_logins_uploads_downloads_and_deletes_are_audited(
     server: RunningServer, box: DropBox, tmp_path: Path
 ) -> None:
     (tmp_path / "orders.csv").write_bytes(CSV)
-    sftp_batch(
+    result = sftp_batch(
         server.ports["sftp"],
         box.login,
         box.password,
-        f"put orders.csv /{box.folder}/\n",
+        f"put orders.csv /{box.folder}/\nget /{box.folder}/receipt_orders.csv.txt r.txt\n"
+        f"rm /{box.folder}/receipt_orders.csv.txt\n",
         cwd=tmp_path,
     )
+    assert result.code == 0, result.err
     events = server.app.audit.recent(account_id=box.account_id)
-    actions = {e.action for e in events}
-    assert {"login.success", "file.upload"} <= actions
-    with server.app.sessions() as session:
-        count = session.scalar(
-            select(func.count(File.id)).where(File.connection_id == box.connection_id)
-        )
-    assert count == 1
+    actions = [e.action for e in events]
+    assert {"login.success", "file.upload", "file.download", "file.delete"} <= set(actions)
+    download = next(e for e in events if e.action == "file.download")
+    assert download.detail["name"] == "receipt_orders.csv.txt"
+    assert download.detail["protocol"] == "sftp"
+    assert download.detail["address"] == "127.0.0.1"

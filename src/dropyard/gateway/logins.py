@@ -104,8 +104,18 @@ class Gateway:
             if banned:
                 log.warning("address %s banned after repeated failed logins", address)
             return None
+        session = self.session(found, protocol=protocol, address=address, secure=secure)
+        if not secure and not session.folders():
+            # Right password, but plain FTP reaches none of this login's folders.
+            self.audit.write(
+                actor=actor,
+                action="login.refused",
+                target=f"credential:{found.credential_id}",
+                detail={"protocol": protocol, "reason": "TLS required", "address": address},
+            )
+            return session
         self.record_login(found, protocol=protocol, address=address, method=method)
-        return self.session(found, protocol=protocol, address=address, secure=secure)
+        return session
 
     def session(
         self, found: HostedLogin, *, protocol: Protocol, address: str, secure: bool = True
@@ -118,5 +128,6 @@ class Gateway:
             files=self.files,
             on_download=self.on_download,
             on_delete=self.on_delete,
+            audit=self.audit,
             secure=secure,
         )

@@ -23,6 +23,7 @@ from fnmatch import fnmatchcase
 from typing import BinaryIO, Literal
 
 from dropyard.accounts.actors import Actor
+from dropyard.accounts.audit import AuditLog
 from dropyard.connections.service import ConnectionService, ConnectionView
 from dropyard.credentials.service import HostedLogin
 from dropyard.errors import DropyardError, Forbidden, Invalid, NotFound
@@ -146,6 +147,7 @@ class GatewaySession:
         files: FileService,
         on_download: Callable[[int, str], object] | None = None,
         on_delete: Callable[[int, str], object] | None = None,
+        audit: AuditLog | None = None,
         secure: bool = True,
     ) -> None:
         self.login = login
@@ -156,6 +158,7 @@ class GatewaySession:
         self._files = files
         self._on_download = on_download
         self._on_delete = on_delete
+        self._audit_log = audit
         self._folders: dict[str, Folder] = {}
         self._folders_at = -_FOLDER_TTL
         self._staged: dict[tuple[int, str], Upload] = {}
@@ -256,8 +259,10 @@ class GatewaySession:
         return target, handle
 
     def finished_read(self, target: Target) -> None:
-        """A client read a whole file: recorded (for outbound files: `downloaded`)."""
+        """A client read a whole file: audited, and for outbound files `downloaded`."""
         folder, name = target.folder, target.name
+        if folder is not None and name is not None:
+            self._audit("file.download", folder, name)
         if folder is not None and name is not None and not folder.inbound and self._on_download:
             self._on_download(folder.connection_id, name)
 
@@ -300,15 +305,17 @@ class GatewaySession:
         upload.spool.discard()
 
     def _commit(self, upload: Upload, name: str) -> FileView:
-        if not fnmatchcase(name, upload.folder.file_pattern):
+        try:
+            if not fnmatchcase(name, upload.folder.file_pattern):
+                raise Forbidden(
+                    f"file name '{name[:100]}' does not match this folder's pattern "
+                    f"'{upload.folder.file_pattern}'"
+                )
+            if upload.folder.name not in self.folders():
+                raise Forbidden(f"folder '{upload.folder.name}' no longer takes uploads")
+        except BaseException:
             upload.spool.discard()
-            raise Forbidden(
-                f"file name '{name[:100]}' does not match this folder's pattern "
-                f"'{upload.folder.file_pattern}'"
-            )
-        if upload.folder.name not in self.folders():
-            upload.spool.discard()
-            raise Forbidden(f"folder '{upload.folder.name}' no longer takes uploads")
+            raise
         return self._files.commit(
             upload.spool,
             connection_id=upload.folder.connection_id,
@@ -355,6 +362,7 @@ class GatewaySession:
         if not self._deletable(target.folder, target.name):
             raise Forbidden("this file cannot be deleted")
         self._files.delete_folder_file(target.folder.connection_id, target.name)
+        self._audit("file.delete", target.folder, target.name)
         if not target.folder.inbound and self._on_delete is not None:
             self._on_delete(target.folder.connection_id, target.name)
 
@@ -369,6 +377,16 @@ class GatewaySession:
         self._staged.clear()
 
     # -- helpers ------------------------------------------------------------------------
+
+    def _audit(self, action: str, folder: Folder, name: str) -> None:
+        if self._audit_log is not None:
+            self._audit_log.write(
+                actor=self.actor,
+                action=action,
+                target=f"connection:{folder.connection_id}",
+                account_id=folder.account_id,
+                detail={"name": name, "protocol": self.protocol, "address": self.address},
+            )
 
     def _file_target(self, path: str | bytes, cwd: str) -> Target:
         target = self.resolve(path, cwd)
