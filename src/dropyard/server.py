@@ -26,10 +26,9 @@ from dropyard.gateway.sftp import SftpFrontEnd, SftpLimits, load_host_keys
 from dropyard.gateway.smtp import SmtpFrontEnd
 from dropyard.gateway.tls import ensure_certificate, server_context
 from dropyard.jobs.queue import Sweeper, embedded_consumer
+from dropyard.settings import ROLES
 
 log = logging.getLogger(__name__)
-
-ROLES = ("web", "sftp", "ftp", "smtp", "worker")
 
 
 class _Uvicorn(uvicorn.Server):

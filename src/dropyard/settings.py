@@ -13,6 +13,9 @@ from typing import Any
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+# What one `dropyard serve` process can run; `--roles` picks some.
+ROLES = ("web", "sftp", "ftp", "smtp", "worker")
+
 
 class Settings(BaseSettings):
     """Every knob of a Dropyard installation. Paths default to places under `data_dir`."""

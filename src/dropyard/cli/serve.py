@@ -11,7 +11,7 @@ import typer
 
 from dropyard.accounts.actors import operator
 from dropyard.cli.common import handles_errors, state
-from dropyard.server import ROLES, serve
+from dropyard.settings import ROLES
 
 
 def migrate(ctx: typer.Context) -> None:
@@ -51,6 +51,8 @@ def serve_command(
         from dropyard.demo import instructions, seed
 
         sys.stderr.write(instructions(seed(app), host=app.settings.public_host))
+    from dropyard.server import serve
+
     asyncio.run(serve(app, roles=chosen))
 
 
