@@ -35,6 +35,8 @@ class Settings(BaseSettings):
     ftp_port: int = 2121
     smtp_port: int = 2525
 
+    # The console is reached over https (directly or through a TLS proxy): Secure cookies.
+    web_https: bool = False
     credential_overlap_hours: int = 24
     log_level: str = "INFO"
 

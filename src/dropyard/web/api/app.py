@@ -11,6 +11,7 @@ from dropyard.web.api import errors
 from dropyard.web.api.deps import caller
 from dropyard.web.api.routes import accounts, connections, credentials, files, ledger, wizard
 from dropyard.web.api.wizard_state import StateCodec
+from dropyard.web.ui.app import mount_ui
 
 API_PREFIX = "/api/v1"
 
@@ -39,4 +40,5 @@ def create_app(app: Dropyard) -> FastAPI:
     def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
+    mount_ui(api, app)
     return api
