@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from dropyard.datatypes.action_modifications import ActionModifications
 from dropyard.datatypes.base import DataType
+from dropyard.datatypes.clicks import Clicks
+from dropyard.datatypes.conversions import Conversions
+from dropyard.datatypes.product_catalogs import ProductCatalogs
 
 
 def inbound_types() -> dict[str, DataType]:
-    found: dict[str, DataType] = {}
-    return found
+    found: list[DataType] = [Conversions(), ActionModifications(), Clicks(), ProductCatalogs()]
+    return {data_type.name: data_type for data_type in found}
