@@ -377,10 +377,6 @@ def test_an_order_with_a_line_the_schema_refused_is_refused_whole(app: Dropyard)
     assert [a.order_id for a in world.actions()] == ["ORD-3"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="processing.py does not pass the lines the schema refuses to the importer yet",
-)
 def test_through_the_pipeline_an_order_with_a_refused_line_is_refused_whole(
     app: Dropyard,
 ) -> None:

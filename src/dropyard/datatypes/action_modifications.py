@@ -24,7 +24,7 @@ from sqlalchemy import ColumnElement, insert, select, update
 from sqlalchemy.orm import Session
 
 from dropyard.datatypes import values as v
-from dropyard.datatypes.base import ImportContext, ImportOutcome
+from dropyard.datatypes.base import ImportContext, ImportOutcome, RowsStandAlone
 from dropyard.datatypes.ledger_lookup import (
     AccountLedger,
     RowBatch,
@@ -113,7 +113,7 @@ _COLUMNS = (
 )
 
 
-class ModificationsImporter:
+class ModificationsImporter(RowsStandAlone):
     """One file's modifications, applied in file order a chunk at a time."""
 
     def __init__(

@@ -7,7 +7,7 @@ file's state, so a file is imported whole or not at all.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy.orm import Session
 
 from dropyard.datatypes.schema import RowError, Schema, ValidRow
+from dropyard.datatypes.values import RowCode
 
 
 @dataclass(frozen=True)
@@ -40,9 +41,12 @@ class ImportOutcome:
 
 
 class Importer(Protocol):
-    """One file's import. `add` each valid row in order, then `finish` once."""
+    """One file's import. `add` each valid row in order, `rejected` each row the schema
+    refused (between the adds, in file order), then `finish` once."""
 
     def add(self, row: ValidRow) -> None: ...
+
+    def rejected(self, line: int, texts: Mapping[str, str], code: RowCode) -> None: ...
 
     def finish(self, *, total_rows: int, rejected_rows: int) -> ImportOutcome: ...
 
@@ -54,3 +58,11 @@ class DataType(Protocol):
     def schema(self, *, allow_extra: bool) -> Schema: ...
 
     def importer(self, session: Session, ctx: ImportContext) -> Importer: ...
+
+
+class RowsStandAlone:
+    """For importers whose rows do not depend on each other: a refused row changes
+    nothing else."""
+
+    def rejected(self, line: int, texts: Mapping[str, str], code: RowCode) -> None:
+        return None

@@ -13,7 +13,7 @@ from typing import cast
 from sqlalchemy.orm import Session
 
 from dropyard.datatypes import values as v
-from dropyard.datatypes.base import ImportContext, ImportOutcome
+from dropyard.datatypes.base import ImportContext, ImportOutcome, RowsStandAlone
 from dropyard.datatypes.ledger_lookup import AccountLedger, RowBatch, clicks_of, insert_new
 from dropyard.datatypes.schema import Column, ParseContext, RowError, Schema, ValidRow, shown
 from dropyard.ledger.models import Click
@@ -61,7 +61,7 @@ class Clicks:
         return ClicksImporter(session, ctx)
 
 
-class ClicksImporter:
+class ClicksImporter(RowsStandAlone):
     """One file's clicks, checked and inserted a chunk at a time."""
 
     def __init__(

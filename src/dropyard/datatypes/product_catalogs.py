@@ -19,7 +19,7 @@ from sqlalchemy import delete
 from sqlalchemy.orm import Session
 
 from dropyard.datatypes import values as v
-from dropyard.datatypes.base import ImportContext, ImportOutcome
+from dropyard.datatypes.base import ImportContext, ImportOutcome, RowsStandAlone
 from dropyard.datatypes.ledger_lookup import RowBatch, insert_new
 from dropyard.datatypes.schema import Column, ParseContext, RowError, Schema, ValidRow, shown
 from dropyard.datatypes.values import BadValue, Price
@@ -100,7 +100,7 @@ class ProductCatalogs:
         return CatalogImporter(session, ctx, max_rejected_share=self.max_rejected_share)
 
 
-class CatalogImporter:
+class CatalogImporter(RowsStandAlone):
     """One catalog file: a new generation of the connection's catalog."""
 
     def __init__(

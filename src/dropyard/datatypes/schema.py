@@ -195,6 +195,11 @@ class BoundSchema:
         """Canonical names of the schema's columns that the file has, in file order."""
         return [column.name for _, column in self._positions]
 
+    def texts(self, row: RawRow) -> dict[str, str]:
+        """The row's fields as sent, by canonical column name (for rejected rows)."""
+        fields = row.fields or []
+        return {c.name: fields[i].strip() for i, c in self._positions if i < len(fields)}
+
     def validate(self, row: RawRow) -> ValidRow | list[RowError]:
         """Parse every field; collect all of the row's errors, or give its values."""
         if row.error is not None:

@@ -58,6 +58,8 @@ class ConnectionResults:
             self._files.put_folder_file(connection_id, summary_name, summary)
             if errors is not None:
                 self._files.move_into_folder(connection_id, errors_name, errors)
+            else:  # an earlier file of the same name may have left one: it is not this one's
+                self._files.delete_folder_file(connection_id, errors_name)
 
     def _mail(
         self,

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import random
+import threading
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
@@ -71,7 +72,7 @@ class Processor:
         max_attempts: int = 5,
         clock: Callable[[], datetime] = utcnow,
     ) -> None:
-        self._sessions = sessions
+        self.sessions = self._sessions = sessions
         self._storage = storage
         self._types = data_types
         self._channel = channel
@@ -92,6 +93,7 @@ class Processor:
                 return None
             if row.not_before is not None and row.not_before > now:
                 return None
+            attempt = row.attempts + 1
             done = session.execute(
                 update(File)
                 .where(File.id == file_id, File.state == "received")
@@ -110,10 +112,10 @@ class Processor:
                     file_id=file_id,
                     at=now,
                     state="processing",
-                    reason=f"attempt {row.attempts + 1}",
+                    reason=f"attempt {attempt}",
                 )
             )
-            return Claim(file_id, token, row.attempts + 1)
+            return Claim(file_id, token, attempt)
 
     def due(self, *, limit: int = 500) -> list[int]:
         """Files to (re)enqueue: received and due, or processing with an expired lease."""
@@ -176,6 +178,8 @@ class Processor:
         claim = self.claim(file_id)
         if claim is None:
             return None
+        heartbeat = _Heartbeat(self, claim)
+        heartbeat.start()
         try:
             return self._run(claim)
         except (Transient, OperationalError, OSError) as exc:
@@ -183,6 +187,21 @@ class Processor:
         except Exception as exc:
             log.exception("file %s: unexpected error while processing", file_id)
             return self._give_back(claim, exc)
+        finally:
+            heartbeat.stop()
+
+    def renew(self, claim: Claim) -> None:
+        """Keep the claim while the work goes on (a live worker's lease never runs out)."""
+        with transaction(self._sessions) as session:
+            session.execute(
+                update(File)
+                .where(File.id == claim.file_id, File.claim_token == claim.token)
+                .values(lease_until=self._clock() + self._lease)
+            )
+
+    @property
+    def lease(self) -> timedelta:
+        return self._lease
 
     def _give_back(self, claim: Claim, exc: BaseException) -> str:
         now = self._clock()
@@ -278,7 +297,7 @@ class Processor:
             data_type=connection.data_type,
             state=state,
             total_rows=totals["total"],
-            ok_rows=totals["total"] - totals["errors"],
+            ok_rows=_imported(totals),
             error_rows=totals["errors"],
             file_errors=tuple(file_errors),
             received_at=received_at,
@@ -339,8 +358,10 @@ class Processor:
                 checked = bound.validate(raw)
                 if isinstance(checked, list):
                     totals["errors"] += 1
+                    rejected_lines.add(raw.line)
                     for error in checked:
                         errors.add(raw.line, raw.fields, raw.raw, error.code, error.message)
+                    importer.rejected(raw.line, bound.texts(raw), checked[0].code)
                     continue
                 importer.add(checked)
             outcome = importer.finish(total_rows=totals["total"], rejected_rows=totals["errors"])
@@ -349,10 +370,14 @@ class Processor:
             errors.discard()
             file_errors.append((exc.code, exc.message))
             return None, "failed"
+        except BaseException:
+            errors.discard()
+            raise
         errors.close()
         if outcome.file_error is not None:
             rows_savepoint.rollback()
             file_errors.append(outcome.file_error)
+            totals["imported"] = 0
             state = "failed"
         elif totals["total"] == 0:
             file_errors.append(("EMPTY_FILE", "the file has a header but no rows"))
@@ -405,7 +430,7 @@ class Processor:
                 finished_at=now,
                 updated_at=now,
                 total_rows=totals["total"],
-                ok_rows=totals["total"] - totals["errors"],
+                ok_rows=_imported(totals),
                 error_rows=totals["errors"],
                 last_error="; ".join(m for _, m in file_errors) or None,
             )
@@ -413,8 +438,7 @@ class Processor:
         if done.rowcount != 1:  # type: ignore[attr-defined]
             raise Transient("the claim on this file was lost; it will be processed again")
         reason = (
-            f"{totals['total']} rows, {totals['total'] - totals['errors']} imported, "
-            f"{totals['errors']} rejected"
+            f"{totals['total']} rows, {_imported(totals)} imported, {totals['errors']} rejected"
         )
         if file_errors:
             reason += "; " + "; ".join(f"{c}: {m}" for c, m in file_errors)
@@ -444,3 +468,33 @@ class Processor:
             row = session.get(File, file_id)
             if row is not None:
                 row.summary = summary.document()
+
+
+def _imported(totals: dict[str, int]) -> int:
+    """Rows imported: all but the rejected ones, or none when the file failed as a whole."""
+    return totals.get("imported", totals["total"] - totals["errors"])
+
+
+class _Heartbeat:
+    """Renews a claim's lease every third of the lease while a file is processed."""
+
+    def __init__(self, processor: Processor, claim: Claim) -> None:
+        self._processor = processor
+        self._claim = claim
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._beat, name="lease-heartbeat", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+    def _beat(self) -> None:
+        every = max(self._processor.lease.total_seconds() / 3, 0.2)
+        while not self._stop.wait(every):
+            try:
+                self._processor.renew(self._claim)
+            except Exception:  # on SQLite the import holds the lock; nothing can steal it
+                log.debug("lease of file %s not renewed this time", self._claim.file_id)

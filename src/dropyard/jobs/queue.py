@@ -17,6 +17,7 @@ from huey.consumer import Consumer
 from dropyard.errors import Terminal
 from dropyard.files.processing import Processor
 from dropyard.jobs.scheduler import Scheduler
+from dropyard.ledger.service import lock_due
 from dropyard.outbound.service import OutboundService
 from dropyard.settings import Settings
 
@@ -50,6 +51,9 @@ class Jobs:
         self._sweep = huey.periodic_task(crontab(minute="*"), name="sweep")(self.sweep)
         self._tick = huey.periodic_task(crontab(minute="*"), name="schedule")(self.tick)
         self._expire = huey.periodic_task(crontab(minute="7"), name="expire")(outbound.expire)
+        self._lock = huey.periodic_task(crontab(minute="*/5"), name="lock_actions")(
+            lambda: lock_due(processor.sessions)
+        )
 
     def tick(self) -> int:
         """Enqueue every scheduled run that is due now (each claimed once)."""

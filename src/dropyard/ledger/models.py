@@ -155,9 +155,7 @@ class Catalog(Base):
 
 class CatalogItem(Base):
     __tablename__ = "catalog_items"
-    __table_args__ = (
-        UniqueConstraint("connection_id", "generation", "item_id"),
-    )
+    __table_args__ = (UniqueConstraint("connection_id", "generation", "item_id"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     connection_id: Mapped[int] = mapped_column(ForeignKey("connections.id"))

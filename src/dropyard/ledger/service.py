@@ -3,19 +3,21 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from dropyard.accounts import audit
 from dropyard.accounts.actors import Actor
 from dropyard.accounts.service import find_account
 from dropyard.datatypes.currencies import ISO_4217
+from dropyard.db.base import utcnow
 from dropyard.db.engine import SessionFactory, transaction
 from dropyard.errors import Conflict, Invalid, NotFound
-from dropyard.ledger.models import ActionTracker, Campaign, CampaignPartner, Partner
+from dropyard.ledger.models import Action, ActionTracker, Campaign, CampaignPartner, Partner
 
 
 def _decimal(value: str | Decimal | float, field: str) -> Decimal:
@@ -239,3 +241,15 @@ def _campaign(session: Session, actor: Actor, campaign_id: int) -> Campaign:
     if campaign is None or not (actor.is_operator or campaign.account_id == actor.account_id):
         raise NotFound(f"campaign {campaign_id} does not exist", field="campaign")
     return campaign
+
+
+def lock_due(sessions: SessionFactory, *, now: datetime | None = None) -> int:
+    """PENDING actions whose lock period has passed become LOCKED. Returns how many."""
+    moment = now or utcnow()
+    with transaction(sessions) as session:
+        done = session.execute(
+            update(Action)
+            .where(Action.status == "PENDING", Action.locks_at <= moment)
+            .values(status="LOCKED", modified_at=moment)
+        )
+        return int(done.rowcount or 0)  # type: ignore[attr-defined]
