@@ -44,6 +44,8 @@ def serve_command(
     logging.basicConfig(
         level=app.settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    # Huey logs every task at INFO; its warnings and errors are what an operator needs.
+    logging.getLogger("huey").setLevel(max(logging.WARNING, logging.getLogger().level))
     app.migrate()
     if app.accounts.count_users() == 0:
         _first_admin(app)
