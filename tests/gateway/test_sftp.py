@@ -13,7 +13,7 @@ from pathlib import Path
 
 import paramiko
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from dropyard.files.models import File
 from tests.gateway.sftp_client import sftp_batch
