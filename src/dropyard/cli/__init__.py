@@ -40,6 +40,7 @@ cli.add_typer(ledger.partners_app, name="partners")
 cli.add_typer(credentials.credentials_app, name="credentials")
 cli.add_typer(connections.connections_app, name="connections")
 cli.add_typer(files.files_app, name="files")
+connections.connections_app.command("run")(files.run_connection)
 cli.command("worker")(files.worker)
 
 

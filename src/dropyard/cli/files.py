@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import logging
+from datetime import date
 from typing import Annotated
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from dropyard.cli.common import emit, state
+from dropyard.cli.common import emit, errors_to_exit, state
 from dropyard.cli.output import JsonFlag, cli_actor, guarded
+from dropyard.errors import Invalid
 from dropyard.jobs.queue import Sweeper
 
 files_app = typer.Typer(no_args_is_help=True, help="Files and their history.")
@@ -92,3 +94,38 @@ def worker(
         consumer.run()
     finally:
         sweeper.stop()
+
+
+def run_connection(
+    ctx: typer.Context,
+    connection_id: int,
+    range_from: Annotated[
+        str | None, typer.Option("--from", help="backfill from this date (YYYY-MM-DD)")
+    ] = None,
+    range_to: Annotated[
+        str | None, typer.Option("--to", help="backfill up to this date, included")
+    ] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Make an outbound connection's file now, or for a past range (a backfill)."""
+    with errors_to_exit(as_json):
+        start, end = _day(range_from, "from"), _day(range_to, "to")
+        if (start is None) != (end is None):
+            raise Invalid("give both --from and --to for a backfill", field="from")
+        app = state(ctx).app()
+        app.connections.get(cli_actor(), connection_id)
+        result = app.outbound.run(connection_id, range_from=start, range_to=end)
+        emit(
+            result,
+            as_json=as_json,
+            human=lambda: typer.echo(result.file.name if result.file else result.reason),
+        )
+
+
+def _day(text: str | None, field: str) -> date | None:
+    if text is None:
+        return None
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise Invalid(f"--{field} '{text[:40]}' is not a date (YYYY-MM-DD)", field=field) from None
