@@ -121,6 +121,39 @@ def drop_postgres(admin_url: str, name: str) -> None:
     engine.dispose()
 
 
+@contextlib.contextmanager
+def served(
+    database: str,
+    data_dir: Path,
+    *,
+    name: str,
+    roles: str = "web,sftp,ftp,smtp",
+    extra_env: Mapping[str, str] | None = None,
+) -> Iterator[RunningServer]:
+    """A `dropyard serve` on SQLite (in data_dir) or on a fresh PostgreSQL database
+    `name`, dropped afterwards. Without PostgreSQL: skipped locally, failed under CI."""
+    import pytest
+
+    from tests.conftest import PG_ADMIN_URL, _postgres_available, _worker
+
+    pg_name = f"{name}_{_worker()}"
+    if database == "postgres":
+        if not _postgres_available():
+            if os.environ.get("CI"):
+                pytest.fail("PostgreSQL is not reachable; CI must run these tests")
+            pytest.skip("PostgreSQL is not reachable")
+        url = fresh_postgres(PG_ADMIN_URL, pg_name)
+    else:
+        url = f"sqlite:///{data_dir / 'dropyard.db'}"
+    running = start_server(data_dir, url, roles=roles, extra_env=extra_env)
+    try:
+        yield running
+    finally:
+        running.stop()
+        if database == "postgres":
+            drop_postgres(PG_ADMIN_URL, pg_name)
+
+
 # -- provisioning through the same services and wizard a user drives --------------------
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import socket
 import threading
 import time
@@ -14,8 +13,7 @@ from typing import Any
 import pytest
 from aiosmtpd.controller import Controller
 
-from tests.conftest import PG_ADMIN_URL, _postgres_available, _worker
-from tests.support import RunningServer, drop_postgres, fresh_postgres, start_server
+from tests.support import RunningServer, served
 
 # Small limits so that the limit tests need little data.
 SERVER_ENV = {
@@ -73,22 +71,12 @@ def server(
     mail_sink: MailSink,
 ) -> Iterator[RunningServer]:
     data_dir = tmp_path_factory.mktemp(f"serve-{request.param}")
-    pg_name = f"dropyard_gw_{_worker()}"
-    if request.param == "postgres":
-        if not _postgres_available():
-            if os.environ.get("CI"):
-                pytest.fail("PostgreSQL is not reachable; CI must run these tests")
-            pytest.skip("PostgreSQL is not reachable")
-        url = fresh_postgres(PG_ADMIN_URL, pg_name)
-    else:
-        url = f"sqlite:///{data_dir / 'dropyard.db'}"
     relay = {
         "DROPYARD_SMTP_RELAY_HOST": "127.0.0.1",
         "DROPYARD_SMTP_RELAY_PORT": str(mail_sink.port),
         "DROPYARD_SMTP_RELAY_STARTTLS": "false",
     }
-    running = start_server(data_dir, url, extra_env={**SERVER_ENV, **relay})
-    yield running
-    running.stop()
-    if request.param == "postgres":
-        drop_postgres(PG_ADMIN_URL, pg_name)
+    with served(
+        request.param, data_dir, name="dropyard_gw", extra_env={**SERVER_ENV, **relay}
+    ) as running:
+        yield running
