@@ -29,8 +29,9 @@ class Storage(Protocol):
     def put_file(self, key: str, source: Path) -> None:
         """Move a complete, fsynced local file into storage under `key`, atomically."""
 
-    def put_bytes(self, key: str, data: bytes) -> None:
-        """Store small content (receipts, summaries) atomically."""
+    def put_bytes(self, key: str, data: bytes, *, durable: bool = True) -> None:
+        """Store small content (receipts, summaries) atomically; `durable=False` may skip
+        the flush to disk for content that can be made again."""
 
     def open(self, key: str) -> BinaryIO:
         """A seekable binary reader; raises NotFound."""

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import tempfile
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -49,16 +50,25 @@ class LocalStorage:
         os.replace(source, target)
         fsync_dir(target.parent)
 
-    def put_bytes(self, key: str, data: bytes) -> None:
+    def put_bytes(self, key: str, data: bytes, *, durable: bool = True) -> None:
         target = self.path_of(key)
         target.parent.mkdir(parents=True, exist_ok=True)
-        temp = target.parent / f".{target.name}.{os.getpid()}.tmp"
-        with open(temp, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temp, target)
-        fsync_dir(target.parent)
+        fd, name = tempfile.mkstemp(
+            prefix=f".{target.name[:200]}.", suffix=".tmp", dir=target.parent
+        )
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(data)
+                if durable:
+                    handle.flush()
+                    os.fsync(handle.fileno())
+            os.replace(name, target)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(name)
+            raise
+        if durable:
+            fsync_dir(target.parent)
 
     def open(self, key: str) -> BinaryIO:
         path = self.path_of(key)
