@@ -95,12 +95,17 @@ def start_server(
             raise RuntimeError(f"dropyard serve did not start:\n{log_path.read_text()}")
         time.sleep(0.1)
     ports = json.loads(ports_file.read_text())
-    settings = Settings(
-        data_dir=data_dir,
-        database_url=database_url,
-        public_host="127.0.0.1",
-        sftp_port=ports.get("sftp", 0),
-        ftp_port=ports.get("ftp", 0),
+    # The in-process services see the server's own settings (queue, mail domain, limits).
+    same = {k[len("DROPYARD_") :].lower(): v for k, v in (extra_env or {}).items()}
+    settings = Settings.model_validate(
+        {
+            **same,
+            "data_dir": data_dir,
+            "database_url": database_url,
+            "public_host": "127.0.0.1",
+            "sftp_port": ports.get("sftp", 0),
+            "ftp_port": ports.get("ftp", 0),
+        }
     )
     return RunningServer(process, settings, ports, build(settings), log_path, env)
 

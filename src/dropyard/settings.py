@@ -25,6 +25,8 @@ class Settings(BaseSettings):
     data_dir: Path = Path("./var")
     database_url: str | None = None
     redis_url: str | None = None
+    # One installation, one queue: installations sharing a Redis need different names.
+    queue_name: str = "dropyard"
     master_key: str | None = Field(default=None, repr=False)
 
     public_host: str = "localhost"

@@ -26,9 +26,9 @@ log = logging.getLogger(__name__)
 
 def make_huey(settings: Settings) -> Huey:
     if settings.redis_url:
-        return RedisHuey("dropyard", url=settings.redis_url, utc=True)
+        return RedisHuey(settings.queue_name, url=settings.redis_url, utc=True)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    return SqliteHuey("dropyard", filename=str(settings.data_dir / "jobs.db"), utc=True)
+    return SqliteHuey(settings.queue_name, filename=str(settings.data_dir / "jobs.db"), utc=True)
 
 
 class Jobs:
