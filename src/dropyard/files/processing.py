@@ -7,6 +7,10 @@
    A crash before the commit leaves the file untouched; after, fully done.
 3. Answer: summary and error file on the file's channel.
 
+A dry run (`Processor.dry_run`) goes through the same parse, validation and import loop
+for a sample file, in a transaction that is always rolled back: it tells what an import
+would say, row by row, and leaves no trace.
+
 Transient errors (database busy, storage unreachable) give the claim back with a backoff;
 after `max_attempts` the file is `dead` until someone retries it by hand. Anything else
 wrong with the file fails it at once with a reason a person can act on.
@@ -14,14 +18,16 @@ wrong with the file fails it at once with a reason a person can act on.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import random
 import threading
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import BinaryIO, Protocol, TypeVar
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import select, update
@@ -35,7 +41,7 @@ from dropyard.datatypes.readers import FileRejected, Limits, open_table
 from dropyard.datatypes.schema import ParseContext, RowError, ValidRow
 from dropyard.db.base import utcnow
 from dropyard.db.engine import SessionFactory, transaction
-from dropyard.errors import NotFound, Transient
+from dropyard.errors import Invalid, NotFound, Transient
 from dropyard.files.models import File, FileEvent
 from dropyard.files.results import ErrorFile, ResultChannel, Summary
 from dropyard.storage.base import Storage
@@ -43,6 +49,74 @@ from dropyard.storage.base import Storage
 log = logging.getLogger(__name__)
 
 FINAL_INBOUND = frozenset({"processed", "partial", "failed", "duplicate"})
+# The placeholder `files` row of a dry run says where it came from (never committed).
+DRY_RUN_SOURCE = "dry_run"
+_HASH_CHUNK = 1024 * 1024
+
+
+class RowSink(Protocol):
+    """Where the rejected rows of an import go: the error file, or a dry run's list."""
+
+    rows: int
+
+    def add(
+        self, line: int, fields: Sequence[str] | None, raw: str, code: str, message: str
+    ) -> None: ...
+
+    def close(self) -> None: ...
+
+    def discard(self) -> None: ...
+
+
+_S = TypeVar("_S", bound=RowSink)
+
+
+@dataclass(frozen=True)
+class RowErrorView:
+    """One error of one row, as a person reads it."""
+
+    line: int
+    code: str
+    message: str
+
+
+@dataclass(frozen=True)
+class DryRun:
+    """What importing a sample file would say, with nothing imported.
+
+    `state` is the state a real import would end in; `errors` holds the first errors
+    (see `more_errors` for how many were left out)."""
+
+    state: str
+    total_rows: int
+    ok_rows: int
+    error_rows: int
+    file_errors: tuple[tuple[str, str], ...]
+    errors: tuple[RowErrorView, ...]
+    more_errors: int = 0
+
+
+class _ErrorList:
+    """A dry run's row errors: the first `keep` in memory, the rest only counted."""
+
+    def __init__(self, keep: int) -> None:
+        self.keep = keep
+        self.found: list[RowErrorView] = []
+        self.rows = 0
+
+    def add(
+        self, line: int, fields: Sequence[str] | None, raw: str, code: str, message: str
+    ) -> None:
+        self.rows += 1
+        if len(self.found) < self.keep:
+            self.found.append(RowErrorView(line, code, message))
+
+    def close(self) -> None:
+        return None
+
+    def discard(self) -> None:
+        # A file refused half-way still shows the row errors found before: they help.
+        return None
 
 
 @dataclass(frozen=True)
@@ -266,10 +340,10 @@ class Processor:
                 else:
                     errors, state = self._import(
                         session,
-                        claim,
+                        lambda: self._storage.open(key),
+                        lambda header: ErrorFile(self._work_dir, header),
                         data_type,
                         allow_extra,
-                        key,
                         file_name,
                         totals,
                         file_errors,
@@ -309,18 +383,21 @@ class Processor:
     def _import(
         self,
         session: Session,
-        claim: Claim,
+        opener: Callable[[], BinaryIO],
+        sink_for: Callable[[Sequence[str]], _S],
         data_type: DataType,
         allow_extra: bool,
-        key: str,
         file_name: str,
         totals: dict[str, int],
         file_errors: list[tuple[str, str]],
         base_ctx: ImportContext,
-    ) -> tuple[ErrorFile | None, str]:
+    ) -> tuple[_S | None, str]:
+        """Parse, validate and import the rows of one file, inside `session`'s
+        transaction; the rejected rows go to the sink `sink_for(header)` makes. The one loop
+        of both a real import and a dry run (which rolls the transaction back)."""
         try:
             table = open_table(
-                lambda: self._storage.open(key),
+                opener,
                 name=file_name,
                 limits=self._limits,
                 allow_xlsx=data_type.allow_xlsx,
@@ -334,7 +411,7 @@ class Processor:
         except FileRejected as exc:
             file_errors.append((exc.code, exc.message))
             return None, "failed"
-        errors = ErrorFile(self._work_dir, table.header)
+        errors = sink_for(table.header)
         rejected_lines: set[int] = set()
 
         def reject(row: ValidRow, error: RowError) -> None:
@@ -396,6 +473,107 @@ class Processor:
             errors.discard()
             return None, state
         return errors, state
+
+    # -- dry runs -----------------------------------------------------------------------
+
+    def dry_run(
+        self, *, connection_id: int, name: str, path: Path, max_errors: int = 200
+    ) -> DryRun:
+        """Read, validate and import the file at `path` as if it had come through the
+        inbound connection, ledger rules included, then roll everything back: no `files`
+        row, nothing in the folder, nothing in the ledger. The caller checks that the
+        person may see the connection."""
+        with self._sessions() as session:
+            connection = session.get(Connection, connection_id)
+            if connection is None:
+                raise NotFound(f"connection {connection_id} not found")
+            if connection.direction != "inbound":
+                raise Invalid(f"connection '{connection.name}' is outbound: it imports no files")
+            account = session.get(Account, connection.account_id)
+            if account is None:
+                raise NotFound(f"account {connection.account_id} not found")
+            type_name = connection.data_type
+            data_type = self._types.get(type_name)
+            allow_extra = bool(connection.details.get("allow_extra_columns", False))
+            account_id, tz = account.id, ZoneInfo(account.timezone)
+            window = account.conversion_window_days
+        size, sha256 = _digest(path)
+        totals = {"total": 0, "errors": 0}
+        file_errors: list[tuple[str, str]] = []
+        found = _ErrorList(max(max_errors, 0))
+        state = "failed"
+        with self._sessions() as session:
+            # Takes the write lock (SQLite) and the connection's lock (PostgreSQL) as an
+            # import does: the ledger the sample is checked against is the one it would
+            # meet, and the rows it adds for a moment clash with no running import.
+            session.connection(execution_options={"sqlite_begin": "IMMEDIATE"})
+            try:
+                session.execute(
+                    select(Connection.id).where(Connection.id == connection_id).with_for_update()
+                )
+                duplicate = self._already_imported(session, connection_id, sha256, 0)
+                if duplicate:
+                    file_errors.append(
+                        (
+                            "DUPLICATE_FILE",
+                            "the same bytes were already imported through this "
+                            "connection; a real upload would import nothing again",
+                        )
+                    )
+                if data_type is None:
+                    file_errors.append(
+                        ("UNSUPPORTED_FORMAT", f"data type '{type_name}' is not imported")
+                    )
+                else:
+                    # The rows a data type imports point at their file: a stand-in row,
+                    # rolled back with them.
+                    trace_id = str(uuid.uuid4())
+                    stand_in = File(
+                        trace_id=trace_id,
+                        account_id=account_id,
+                        connection_id=connection_id,
+                        direction="inbound",
+                        name=name,
+                        size=size,
+                        sha256=sha256,
+                        storage_key=f"dry-run/{trace_id}",
+                        source=DRY_RUN_SOURCE,
+                        state="processing",
+                    )
+                    session.add(stand_in)
+                    session.flush()
+                    _, state = self._import(
+                        session,
+                        lambda: path.open("rb"),
+                        lambda _header: found,
+                        data_type,
+                        allow_extra,
+                        name,
+                        totals,
+                        file_errors,
+                        ImportContext(
+                            file_id=stand_in.id,
+                            account_id=account_id,
+                            connection_id=connection_id,
+                            timezone=tz,
+                            now=self._clock(),
+                            window_days=window,
+                            actor=f"dry-run:{trace_id}",
+                            reject=lambda r, e: None,
+                        ),
+                    )
+            finally:
+                session.rollback()
+        return DryRun(
+            state="duplicate" if duplicate else state,
+            total_rows=totals["total"],
+            ok_rows=_imported(totals),
+            error_rows=totals["errors"],
+            file_errors=tuple(file_errors),
+            # Rules checked at the end (ledger lookups) report late: shown by line.
+            errors=tuple(sorted(found.found, key=lambda e: e.line)),
+            more_errors=found.rows - len(found.found),
+        )
 
     @staticmethod
     def _already_imported(session: Session, connection_id: int, sha256: str, file_id: int) -> bool:
@@ -468,6 +646,17 @@ class Processor:
             row = session.get(File, file_id)
             if row is not None:
                 row.summary = summary.document()
+
+
+def _digest(path: Path) -> tuple[int, str]:
+    """The size and SHA-256 of a file, as a commit records them."""
+    digest = hashlib.sha256()
+    size = 0
+    with path.open("rb") as handle:
+        while chunk := handle.read(_HASH_CHUNK):
+            digest.update(chunk)
+            size += len(chunk)
+    return size, digest.hexdigest()
 
 
 def _imported(totals: dict[str, int]) -> int:

@@ -1,12 +1,22 @@
 """The connections of the signed-in user's account: the list with today's figures, one
-connection's page with its editable settings, and pause, resume and archive."""
+connection's page with its editable settings, and pause, resume and archive.
+
+On that page too: an inbound connection checks a sample file (a dry run: validated as an
+import would, nothing imported; anyone who may see the connection), and an outbound one
+makes its file now or for a past range (admins only).
+"""
 
 from __future__ import annotations
 
-from datetime import datetime
+import contextlib
+import os
+import tempfile
+from datetime import date, datetime
+from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import Query, Request
+from fastapi import Depends, Query, Request
+from starlette.datastructures import FormData, UploadFile
 from starlette.responses import Response
 
 from dropyard.connections.details import FieldSpec, detail_fields
@@ -14,6 +24,7 @@ from dropyard.connections.rules import DATA_TYPES
 from dropyard.connections.service import FIXED_DETAILS, STATUSES, ConnectionView
 from dropyard.credentials.service import CredentialView
 from dropyard.errors import Invalid, NotFound
+from dropyard.files.processing import DryRun
 from dropyard.web.ui import queries
 from dropyard.web.ui.console import (
     Admin,
@@ -23,13 +34,24 @@ from dropyard.web.ui.console import (
     Posted,
     SignedIn,
     Visitor,
+    console_of,
     make_router,
+    posted,
     redirect,
     text,
 )
 from dropyard.web.ui.forms import details_from, field_views, prefixed, shown
 
 router = make_router()
+# A sample is for checking, not importing: a bigger one is refused with a message.
+SAMPLE_MAX_BYTES = 10 * 1024 * 1024
+# The body of a sample's form besides the file: the boundaries and the CSRF token.
+_FORM_OVERHEAD = 64 * 1024
+_CHUNK = 64 * 1024
+SAMPLE_TOO_BIG = (
+    f"The sample is larger than {SAMPLE_MAX_BYTES // (1024 * 1024)} MiB. "
+    "Check the first rows of the file instead."
+)
 
 
 @router.get("/connections")
@@ -124,6 +146,111 @@ def archive(
     return _after_change(request, console, form, view, "archived")
 
 
+async def _sample_form(request: Request) -> FormData:
+    """The form of a sample check, refused before it is read when the body says it is
+    much bigger than a sample may be."""
+    length = request.headers.get("content-length", "")
+    if length.isdigit() and int(length) > SAMPLE_MAX_BYTES + _FORM_OVERHEAD:
+        console_of(request).session(request)  # the error page needs the session
+        raise Invalid(SAMPLE_TOO_BIG, field="sample")
+    return await posted(request)
+
+
+SampleForm = Annotated[FormData, Depends(_sample_form)]
+
+
+@router.post("/connections/{connection_id}/check")
+def check_sample(
+    request: Request, console: ConsoleDep, who: SignedIn, form: SampleForm, connection_id: Id
+) -> Response:
+    """A dry run of an uploaded sample: read-only, so anyone who sees the connection."""
+    app = console.dropyard
+    connection = app.connections.get(who.actor, connection_id)
+    if connection.direction != "inbound":
+        raise NotFound("only inbound connections check samples")
+    upload = form.get("sample")
+    if not isinstance(upload, UploadFile) or not upload.filename:
+        return _page(
+            request, console, who, connection, check_error="Choose a file to check.", status=422
+        )
+    name = Path(upload.filename.replace("\\", "/")).name or "sample"
+    spool = app.settings.spool_dir
+    spool.mkdir(parents=True, exist_ok=True)
+    fd, temp = tempfile.mkstemp(prefix=".sample-", dir=spool)
+    path = Path(temp)
+    try:
+        with os.fdopen(fd, "wb") as out:
+            size = 0
+            while chunk := upload.file.read(_CHUNK):
+                size += len(chunk)
+                if size > SAMPLE_MAX_BYTES:
+                    return _page(
+                        request, console, who, connection, check_error=SAMPLE_TOO_BIG, status=413
+                    )
+                out.write(chunk)
+        checked = app.processor.dry_run(connection_id=connection.id, name=name, path=path)
+    finally:
+        with contextlib.suppress(OSError):
+            path.unlink()
+    return _page(request, console, who, connection, check=checked, check_name=name)
+
+
+@router.post("/connections/{connection_id}/run")
+def run_now(
+    request: Request, console: ConsoleDep, who: Admin, form: Posted, connection_id: Id
+) -> Response:
+    """Make an outbound file now, or for a past range when both dates are given."""
+    app = console.dropyard
+    connection = app.connections.get(who.actor, connection_id)
+    if connection.direction != "outbound":
+        raise NotFound("only outbound connections make files")
+    typed = {"range_from": text(form, "range_from"), "range_to": text(form, "range_to")}
+    errors: dict[str, str] = {}
+    days: dict[str, date] = {}
+    for field, label in (("range_from", "From"), ("range_to", "To")):
+        given = typed[field].strip()
+        if not given:
+            continue
+        try:
+            days[field] = date.fromisoformat(given)
+        except ValueError:
+            errors[field] = f"{label} '{given[:40]}' is not a date (YYYY-MM-DD)."
+    backfill = any(typed[f].strip() for f in typed)
+    if backfill and not errors:
+        for field, label in (("range_from", "From"), ("range_to", "To")):
+            if field not in days:
+                errors[field] = f"{label} is needed for a backfill."
+    if errors:
+        return _page(
+            request, console, who, connection, run_errors=errors, run_typed=typed, status=422
+        )
+    try:
+        result = app.outbound.run(
+            connection.id, range_from=days.get("range_from"), range_to=days.get("range_to")
+        )
+    except Invalid as exc:
+        if not backfill:
+            raise
+        field = exc.field if exc.field and exc.field in typed else "range_from"
+        return _page(
+            request,
+            console,
+            who,
+            connection,
+            run_errors={field: exc.message},
+            run_typed=typed,
+            status=422,
+        )
+    made = result.file
+    notice = (
+        f"File '{made.name}' made: {result.rows} rows."
+        if made
+        else f"No file made: {result.reason}."
+    )
+    console.leave(request, notice=notice)
+    return redirect(f"/connections/{connection.id}/history")
+
+
 def _after_change(
     request: Request, console: Console, form: Any, view: ConnectionView, done: str
 ) -> Response:
@@ -149,6 +276,11 @@ def _page(
     typed: dict[str, str] | None = None,
     errors: dict[str, str] | None = None,
     status: int = 200,
+    check: DryRun | None = None,
+    check_name: str = "",
+    check_error: str = "",
+    run_errors: dict[str, str] | None = None,
+    run_typed: dict[str, str] | None = None,
 ) -> Response:
     credential: CredentialView | None = None
     if connection.credential_id is not None:
@@ -175,4 +307,10 @@ def _page(
         fixed=fixed,
         fields=field_views(editable, values, errors or {}),
         errors=errors or {},
+        check=check,
+        check_name=check_name,
+        check_error=check_error,
+        sample_max_mib=SAMPLE_MAX_BYTES // (1024 * 1024),
+        run_errors=run_errors or {},
+        run_typed=run_typed or {},
     )
