@@ -24,10 +24,9 @@ from sqlalchemy import ColumnElement, insert, select, update
 from sqlalchemy.orm import Session
 
 from dropyard.datatypes import values as v
-from dropyard.datatypes.base import ImportContext, ImportOutcome, RowsStandAlone
+from dropyard.datatypes.base import ImportContext
 from dropyard.datatypes.ledger_lookup import (
-    AccountLedger,
-    RowBatch,
+    ChunkedImporter,
     in_batches,
     payout_of,
     table_of,
@@ -113,32 +112,12 @@ _COLUMNS = (
 )
 
 
-class ModificationsImporter(RowsStandAlone):
+class ModificationsImporter(ChunkedImporter):
     """One file's modifications, applied in file order a chunk at a time."""
 
-    def __init__(
-        self, session: Session, ctx: ImportContext, *, chunk_rows: int | None = None
-    ) -> None:
-        self._session = session
-        self._ctx = ctx
-        self._ledger = AccountLedger(session, ctx.account_id)
-        self._batch = RowBatch() if chunk_rows is None else RowBatch(chunk_rows)
-        self.modified = 0
+    note = "modifications"
 
-    def add(self, row: ValidRow) -> None:
-        if self._batch.add(row):
-            self._flush()
-
-    def finish(self, *, total_rows: int, rejected_rows: int) -> ImportOutcome:
-        self._flush()
-        return ImportOutcome(notes={"modifications": self.modified})
-
-    # -- a chunk ----------------------------------------------------------------------
-
-    def _flush(self) -> None:
-        rows = self._batch.take()
-        if not rows:
-            return
+    def _import_chunk(self, rows: Sequence[ValidRow]) -> None:
         by_id, by_order = self._load(rows)
         history: list[dict[str, object]] = []
         for row in rows:
@@ -300,4 +279,4 @@ class ModificationsImporter(RowsStandAlone):
             self._session.execute(update(Action), changes)
         if history:
             self._session.execute(insert(table_of(ActionModification)), history)
-            self.modified += len(history)
+            self.count += len(history)

@@ -13,8 +13,12 @@ from typing import cast
 from sqlalchemy.orm import Session
 
 from dropyard.datatypes import values as v
-from dropyard.datatypes.base import ImportContext, ImportOutcome, RowsStandAlone
-from dropyard.datatypes.ledger_lookup import AccountLedger, RowBatch, clicks_of, insert_new
+from dropyard.datatypes.base import ImportContext
+from dropyard.datatypes.ledger_lookup import (
+    ChunkedImporter,
+    clicks_of,
+    insert_new,
+)
 from dropyard.datatypes.schema import Column, ParseContext, RowError, Schema, ValidRow, shown
 from dropyard.ledger.models import Click
 
@@ -61,30 +65,12 @@ class Clicks:
         return ClicksImporter(session, ctx)
 
 
-class ClicksImporter(RowsStandAlone):
+class ClicksImporter(ChunkedImporter):
     """One file's clicks, checked and inserted a chunk at a time."""
 
-    def __init__(
-        self, session: Session, ctx: ImportContext, *, chunk_rows: int | None = None
-    ) -> None:
-        self._session = session
-        self._ctx = ctx
-        self._ledger = AccountLedger(session, ctx.account_id)
-        self._batch = RowBatch() if chunk_rows is None else RowBatch(chunk_rows)
-        self.clicks = 0
+    note = "clicks"
 
-    def add(self, row: ValidRow) -> None:
-        if self._batch.add(row):
-            self._flush()
-
-    def finish(self, *, total_rows: int, rejected_rows: int) -> ImportOutcome:
-        self._flush()
-        return ImportOutcome(notes={"clicks": self.clicks})
-
-    def _flush(self) -> None:
-        rows = self._batch.take()
-        if not rows:
-            return
+    def _import_chunk(self, rows: Sequence[ValidRow]) -> None:
         seen: dict[str, int] = {}
         accepted: list[ValidRow] = []
         for row in rows:
@@ -96,7 +82,7 @@ class ClicksImporter(RowsStandAlone):
             accepted.append(row)
         values = [self._values(row) for row in accepted]
         skipped = insert_new(self._session, Click, values, unique=("account_id", "click_id"))
-        self.clicks += len(values) - len(skipped)
+        self.count += len(values) - len(skipped)
         if skipped:
             self._duplicates([accepted[i] for i in skipped])
 

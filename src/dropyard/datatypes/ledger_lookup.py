@@ -10,7 +10,7 @@ already held. `RowBatch` is the chunking every importer shares.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import ROUND_HALF_EVEN, Decimal
 from typing import NamedTuple, TypeVar, cast
@@ -22,6 +22,7 @@ from sqlalchemy.dialects.sqlite import Insert as SqliteInsert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
+from dropyard.datatypes.base import ImportContext, ImportOutcome
 from dropyard.datatypes.schema import ValidRow, shown
 from dropyard.datatypes.values import RowCode
 from dropyard.db.base import Base
@@ -284,3 +285,38 @@ class RowBatch:
     def take(self) -> Sequence[ValidRow]:
         rows, self.rows = self.rows, []
         return rows
+
+
+class ChunkedImporter:
+    """An importer that checks and writes its rows a chunk at a time, rows standing alone.
+    Subclasses name their count in `note` and implement `_import_chunk`."""
+
+    note = "rows"
+
+    def __init__(
+        self, session: Session, ctx: ImportContext, *, chunk_rows: int | None = None
+    ) -> None:
+        self._session = session
+        self._ctx = ctx
+        self._ledger = AccountLedger(session, ctx.account_id)
+        self._batch = RowBatch() if chunk_rows is None else RowBatch(chunk_rows)
+        self.count = 0
+
+    def add(self, row: ValidRow) -> None:
+        if self._batch.add(row):
+            self._flush()
+
+    def rejected(self, line: int, texts: Mapping[str, str], code: RowCode) -> None:
+        return None  # rows stand alone: a refused row changes nothing else
+
+    def finish(self, *, total_rows: int, rejected_rows: int) -> ImportOutcome:
+        self._flush()
+        return ImportOutcome(notes={self.note: self.count})
+
+    def _flush(self) -> None:
+        rows = self._batch.take()
+        if rows:
+            self._import_chunk(rows)
+
+    def _import_chunk(self, rows: Sequence[ValidRow]) -> None:
+        raise NotImplementedError
