@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, ForeignKey, String, UniqueConstraint
+from sqlalchemy import JSON, ForeignKey, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from dropyard.db.base import Base, UTCDateTime, utcnow
@@ -38,3 +38,8 @@ class Connection(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     last_active_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
+    # Pull/deliver: the last transfer's error (e.g. a changed host key), shown until cleared.
+    remote_error: Mapped[str | None] = mapped_column(Text, default=None)
+    remote_error_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
+    # A changed host key or certificate: what the server presented, for a user to re-approve.
+    presented_fingerprint: Mapped[str | None] = mapped_column(String(200), default=None)
