@@ -10,6 +10,7 @@ from sqlalchemy import Engine
 
 from dropyard.accounts.audit import AuditLog
 from dropyard.accounts.service import AccountService
+from dropyard.cluster.secrets import InstallationSecrets
 from dropyard.connections.service import ConnectionService
 from dropyard.credentials.secrets import SecretBox, load_or_create_master_key
 from dropyard.credentials.service import CredentialService
@@ -25,11 +26,19 @@ from dropyard.gateway.logins import Gateway
 from dropyard.jobs.queue import Jobs, make_huey
 from dropyard.jobs.scheduler import Scheduler
 from dropyard.ledger.service import LedgerService
+from dropyard.metrics import Metrics
 from dropyard.outbound.service import OutboundService
+from dropyard.remote.ftp import open_ftp
+from dropyard.remote.guard import NetworkGuard
+from dropyard.remote.imap import attachments, open_mailbox
+from dropyard.remote.limits import remote_limits
+from dropyard.remote.links import DownloadLinks, LinkSigner, derive_link_key, link_base
 from dropyard.remote.mailer import Mailer, build_mailer
+from dropyard.remote.service import RemoteService
+from dropyard.remote.sftp import open_sftp
 from dropyard.settings import Settings
 from dropyard.storage.base import Storage
-from dropyard.storage.local import LocalStorage
+from dropyard.storage.factory import make_storage
 
 
 @dataclass
@@ -54,6 +63,9 @@ class Dropyard:
     jobs: Jobs
     outbound: OutboundService
     scheduler: Scheduler
+    metrics: Metrics
+    installation: InstallationSecrets
+    remote: RemoteService
 
     def migrate(self) -> None:
         migrate.upgrade(self.engine)
@@ -67,15 +79,14 @@ def build(settings: Settings) -> Dropyard:
     os.chmod(settings.data_dir, 0o700)
     engine = make_engine(settings.resolved_database_url)
     sessions = make_session_factory(engine)
-    box = SecretBox(
-        load_or_create_master_key(settings.keys_dir / "master.key", settings.master_key)
-    )
+    master_key = load_or_create_master_key(settings.keys_dir / "master.key", settings.master_key)
+    box = SecretBox(master_key)
     audit = AuditLog(sessions)
     credentials = CredentialService(
         sessions, box, overlap=timedelta(hours=settings.credential_overlap_hours)
     )
     connections = ConnectionService(sessions, credentials, settings=settings)
-    storage = LocalStorage(settings.files_dir)
+    storage = make_storage(settings)
     files = FileService(
         sessions, storage, spool_dir=settings.spool_dir, max_file_bytes=settings.max_file_bytes
     )
@@ -85,21 +96,47 @@ def build(settings: Settings) -> Dropyard:
             window_seconds=settings.ban_window_seconds,
             ban_seconds=settings.ban_seconds,
             allow=tuple(settings.defender_allow),
-        )
+        ),
+        sessions=sessions,  # bans hold on every node
     )
+    metrics = Metrics()
     gateway = Gateway(
         credentials=credentials,
         connections=connections,
         files=files,
         defender=defender,
         audit=audit,
+        metrics=metrics,
     )
     mailer = build_mailer(settings)
+    scheduler = Scheduler(sessions)
+    remote = RemoteService(
+        sessions,
+        credentials,
+        files,
+        guard=NetworkGuard(settings.allowed_networks),
+        openers={"sftp": open_sftp, "ftp": open_ftp},
+        open_mailbox=open_mailbox,
+        attachments=attachments,
+        mailer=mailer,
+        links=DownloadLinks(
+            sessions, files, LinkSigner(derive_link_key(master_key)), base_url=link_base(settings)
+        ),
+        limits=lambda: remote_limits(settings),
+        runs=scheduler,
+        max_files_per_run=settings.remote_max_files_per_run,
+        stable_check=settings.remote_stable_check,
+        relay=(
+            f"{settings.smtp_relay_host}:{settings.smtp_relay_port}"
+            if settings.smtp_relay_host
+            else None
+        ),
+    )
     processor = Processor(
         sessions,
         storage,
         data_types=inbound_types(),
-        channel=ConnectionResults(sessions, files, mailer=mailer),
+        channel=ConnectionResults(sessions, files, mailer=mailer, remote=remote.results),
         work_dir=settings.spool_dir,
         limits=Limits(
             max_expanded_bytes=settings.max_expanded_bytes, max_ratio=settings.max_expansion_ratio
@@ -108,8 +145,15 @@ def build(settings: Settings) -> Dropyard:
         lease=timedelta(seconds=settings.lease_seconds),
     )
     outbound = OutboundService(sessions, files, storage, work_dir=settings.spool_dir)
-    scheduler = Scheduler(sessions)
-    jobs = Jobs(make_huey(settings), processor, outbound=outbound, scheduler=scheduler)
+    jobs = Jobs(
+        make_huey(settings),
+        processor,
+        outbound=outbound,
+        scheduler=scheduler,
+        metrics=metrics,
+        remote=remote,
+    )
+    metrics.watch(sessions=sessions, queue_depth=jobs.huey.pending_count)
     files.set_notify(jobs.enqueue_file)
     gateway.on_download = outbound.mark_downloaded
     gateway.on_delete = outbound.removed_by_partner
@@ -132,4 +176,7 @@ def build(settings: Settings) -> Dropyard:
         jobs=jobs,
         outbound=outbound,
         scheduler=scheduler,
+        metrics=metrics,
+        installation=InstallationSecrets(sessions, box),
+        remote=remote,
     )

@@ -19,13 +19,18 @@ from pathlib import Path
 import uvicorn
 
 from dropyard.app import Dropyard
+from dropyard.cluster.duties import scheduler_duties
+from dropyard.cluster.leader import LEASE_NAME, LeaderLoop
+from dropyard.cluster.lease import Lease, node_name
 from dropyard.files import spool
 from dropyard.gateway.ftp import FtpFrontEnd
 from dropyard.gateway.mail_intake import MailIntake
+from dropyard.gateway.proxy_protocol import ProxyPolicy
 from dropyard.gateway.sftp import SftpFrontEnd, SftpLimits, load_host_keys
 from dropyard.gateway.smtp import SmtpFrontEnd
-from dropyard.gateway.tls import ensure_certificate, server_context
-from dropyard.jobs.queue import Sweeper, embedded_consumer
+from dropyard.gateway.tls import certificate_for, server_context
+from dropyard.jobs.queue import embedded_consumer
+from dropyard.metrics import MetricsServer
 from dropyard.settings import ROLES
 
 log = logging.getLogger(__name__)
@@ -57,6 +62,8 @@ def write_ports(run_dir: Path, ports: dict[str, int]) -> None:
 
 async def serve(app: Dropyard, *, roles: tuple[str, ...] = ROLES) -> None:
     settings = app.settings
+    # Behind a TCP load balancer: refuses to start without the balancer's networks.
+    proxy = ProxyPolicy.from_settings(settings)
     removed = spool.sweep(settings.spool_dir)
     if removed:
         log.info("removed %d unfinished uploads left by an earlier run", removed)
@@ -73,14 +80,24 @@ async def serve(app: Dropyard, *, roles: tuple[str, ...] = ROLES) -> None:
         if "sftp" in roles:
             front = SftpFrontEnd(
                 app.gateway,
-                host_keys=load_host_keys(settings.keys_dir),
+                host_keys=load_host_keys(
+                    settings.keys_dir,
+                    shared=app.installation,
+                    files=settings.ssh_host_key_files,
+                ),
                 limits=SftpLimits(
                     max_sessions_per_address=settings.sftp_max_sessions_per_address,
                     max_sessions_per_login=settings.sftp_max_sessions_per_login,
                 ),
+                proxy=proxy,
             )
             ports["sftp"] = await front.start(settings.bind_host, settings.sftp_port)
             stoppers.append(lambda: front.stop(settings.shutdown_grace_seconds))
+
+        if "ftp" in roles or "smtp" in roles:
+            # The operator's certificate or the installation's, which this also writes to
+            # keys_dir, where the FTPS listener loads it from.
+            cert, key = certificate_for(settings, shared=app.installation)
 
         if "ftp" in roles:
             ftp = FtpFrontEnd.from_settings(app.gateway, settings)
@@ -88,7 +105,6 @@ async def serve(app: Dropyard, *, roles: tuple[str, ...] = ROLES) -> None:
             stoppers.append(lambda: ftp.stop(settings.shutdown_grace_seconds))
 
         if "smtp" in roles:
-            cert, key = ensure_certificate(settings.keys_dir, hostname=settings.public_host)
             mail = SmtpFrontEnd(
                 MailIntake(
                     connections=app.connections,
@@ -96,10 +112,12 @@ async def serve(app: Dropyard, *, roles: tuple[str, ...] = ROLES) -> None:
                     audit_log=app.audit,
                     mailer=app.mailer,
                     mail_domain=settings.mail_domain,
+                    metrics=app.metrics,
                 ),
                 hostname=settings.public_host,
                 data_size_limit=settings.max_email_bytes,
                 tls_context=server_context(cert, key),
+                proxy=proxy,
             )
             ports["smtp"] = await mail.start(settings.bind_host, settings.smtp_port)
             stoppers.append(lambda: mail.stop(settings.shutdown_grace_seconds))
@@ -109,8 +127,16 @@ async def serve(app: Dropyard, *, roles: tuple[str, ...] = ROLES) -> None:
 
             sock = _bind(settings.bind_host, settings.web_port)
             ports["web"] = int(sock.getsockname()[1])
+            # log_config=None: uvicorn logs through the process's handler (text or JSON).
             config = uvicorn.Config(
-                create_app(app), log_level="warning", access_log=False, lifespan="off"
+                create_app(app),
+                log_level="warning",
+                access_log=False,
+                lifespan="off",
+                log_config=None,
+                # Behind the balancer the console is reached through it (HTTP mode): the
+                # client's address is in X-Forwarded-For, believed from the balancer only.
+                forwarded_allow_ips=list(settings.proxy_trusted) if proxy is not None else None,
             )
             web = _Uvicorn(config)
             tasks.append(asyncio.create_task(web.serve(sockets=[sock])))
@@ -123,14 +149,39 @@ async def serve(app: Dropyard, *, roles: tuple[str, ...] = ROLES) -> None:
         if "worker" in roles:
             consumer = embedded_consumer(app.jobs.huey, workers=settings.workers)
             consumer.start()
-            sweeper = Sweeper(app.jobs, every=settings.sweep_seconds)
-            sweeper.start()
 
             async def _stop_worker() -> None:
-                sweeper.stop()
                 await asyncio.to_thread(consumer.stop, graceful=True)
 
             stoppers.append(_stop_worker)
+
+        if "scheduler" in roles:
+            leader = LeaderLoop(
+                Lease(
+                    app.sessions,
+                    name=LEASE_NAME,
+                    holder=node_name(),
+                    seconds=settings.scheduler_lease_seconds,
+                ),
+                scheduler_duties(app.jobs, app.defender, settings),
+                renew_seconds=settings.scheduler_loop_seconds,
+                lease_seconds=settings.scheduler_lease_seconds,
+            )
+            leader.start()
+
+            async def _stop_leader() -> None:
+                await asyncio.to_thread(leader.stop)
+
+            stoppers.append(_stop_leader)
+
+        if settings.metrics_port is not None:
+            exporter = MetricsServer(app.metrics, token=settings.metrics_token)
+            ports["metrics"] = exporter.start(settings.bind_host, settings.metrics_port)
+
+            async def _stop_metrics() -> None:
+                await asyncio.to_thread(exporter.stop)
+
+            stoppers.append(_stop_metrics)
 
         write_ports(settings.run_dir, ports)
         log.info("listening: %s", ", ".join(f"{k}={v}" for k, v in ports.items()))

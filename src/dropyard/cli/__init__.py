@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from dropyard.cli import accounts, connections, credentials, files, ledger
+from dropyard.cli import accounts, connections, credentials, doctor, files, ledger
 from dropyard.cli import serve as serve_commands
 from dropyard.cli.common import CliState
 
@@ -42,6 +42,7 @@ cli.add_typer(connections.connections_app, name="connections")
 cli.add_typer(files.files_app, name="files")
 connections.connections_app.command("run")(files.run_connection)
 cli.command("worker")(files.worker)
+cli.command("doctor")(doctor.doctor_command)
 
 
 def main() -> None:

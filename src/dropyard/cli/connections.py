@@ -1,8 +1,10 @@
 """`dropyard connections`: create (by driving the one wizard), list, show, pause, resume,
-archive.
+archive; test a remote connection live and approve its server's key.
 
 `connections create` drives `connections/wizard.py` through `cli/wizard_flow.py`: with
 every choice given as flags it runs through; on a terminal the steps left open are asked.
+A remote connection's review tests the partner's server and shows its host key (or
+certificate): a terminal asks to trust it, flags must name it (--accept-host-key).
 """
 
 from __future__ import annotations
@@ -33,15 +35,19 @@ from dropyard.cli.wizard_flow import (
     FLAGS,
     Answers,
     Prompter,
+    accepted_pin,
     all_given,
     create_connection,
     missing_flags,
     run_wizard,
     show_review,
+    show_verdicts,
 )
-from dropyard.connections import rules, wizard
+from dropyard.connections import rules, trust, wizard
 from dropyard.connections.service import STATUSES, ConnectionView, Created
 from dropyard.errors import Invalid
+from dropyard.probing import probe_state
+from dropyard.remote.base import ProbeReport
 
 connections_app = typer.Typer(no_args_is_help=True, help="Connections: how files move.")
 
@@ -54,6 +60,15 @@ def _opt(flag: str, text: str) -> Any:
 
 def connection_json(view: ConnectionView) -> dict[str, Any]:
     data: dict[str, Any] = to_jsonable(view)
+    data["trust"] = trust.notice(view)
+    return data
+
+
+def report_json(report: ProbeReport | None) -> dict[str, Any] | None:
+    if report is None:
+        return None
+    data: dict[str, Any] = to_jsonable(report)
+    data["ok"] = report.ok
     return data
 
 
@@ -91,8 +106,14 @@ def show_connection(console: Console, view: ConnectionView) -> None:
                 (f"  {key}", "(none)" if value in (None, []) else value)
                 for key, value in view.details.items()
             ),
+            ("remote error", view.remote_error),
+            ("remote error at", view.remote_error_at),
+            ("presented fingerprint", view.presented_fingerprint),
         ],
     )
+    notice = trust.notice(view)
+    if notice is not None:
+        console.print(f"Not trusted: {notice}", markup=False, highlight=False)
 
 
 def show_created(console: Console, created: Created) -> None:
@@ -198,6 +219,14 @@ def create(
         bool | None,
         _opt("--allow-extra-columns/--no-allow-extra-columns", "inbound: ignore unknown columns"),
     ] = None,
+    accept_host_key: Annotated[
+        str | None,
+        typer.Option(
+            "--accept-host-key",
+            metavar="FINGERPRINT",
+            help="pull/deliver: trust the host key (or certificate) the review shows",
+        ),
+    ] = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Create a connection with the wizard: from flags, or asked on a terminal."""
@@ -253,14 +282,22 @@ def create(
         problem = missing_flags(answers)
         if problem is not None:
             raise problem
+
+    def probe(st: wizard.WizardState) -> ProbeReport | None:
+        return probe_state(app, cli_actor(), account=account, state=st)
+
     prompter = None
     if interactive:
         hints = {**asdict(answers), "password": None, "public_key": None}
-        prompter = Prompter(console, hints=hints)
+        prompter = Prompter(console, hints=hints, probe=probe, accept=accept_host_key)
     st = run_wizard(wizard.start(), wizard_ctx, answers, prompter, set())
-    if prompter is None and not as_json:
-        show_review(console, wizard.review(st, wizard_ctx))
-    created = create_connection(app, account, wizard_ctx, st, answers, prompter)
+    pin = accept_host_key
+    if prompter is None:
+        tested = probe(st)
+        if not as_json:
+            show_review(console, wizard.review(st, wizard_ctx), st, tested)
+        pin = accepted_pin(st, tested, accept_host_key)
+    created = create_connection(app, account, wizard_ctx, st, answers, prompter, pin)
     emit(created_json(created), as_json=as_json, human=lambda: show_created(console, created))
 
 
@@ -332,3 +369,72 @@ def archive(ctx: typer.Context, connection_id: ConnectionId, as_json: JsonFlag =
     """Archive a connection for good; its history stays."""
     view = state(ctx).app().connections.archive(cli_actor(), connection_id)
     _answer(as_json, view, "archived")
+
+
+@connections_app.command("test")
+@guarded
+def run_test(ctx: typer.Context, connection_id: ConnectionId, as_json: JsonFlag = False) -> None:
+    """Connect to the partner's server now and say what works: exit 0 when all does."""
+    app = state(ctx).app()
+    report = app.remote.test(cli_actor(), connection_id)
+    view = app.connections.get(cli_actor(), connection_id)
+
+    def human() -> None:
+        console = console_for(as_json)
+        console.print(f"Connection #{view.id} '{view.name}': {view.uri}", highlight=False)
+        show_verdicts(console, report)
+        pairs(console, [("fingerprint", report.fingerprint)])
+        hint = _approve_hint(view, report)
+        if hint is not None:
+            console.print(hint, markup=False, highlight=False)
+
+    emit(report_json(report), as_json=as_json, human=human)
+    if not report.ok:
+        raise typer.Exit(1)
+
+
+def _approve_hint(view: ConnectionView, report: ProbeReport) -> str | None:
+    """The command that trusts what the test saw, when it is not what is pinned."""
+    if report.fingerprint is None:
+        return None
+    pinned = trust.typed_pin(view.method, view.methodology, view.details)
+    if pinned is not None and trust.same(pinned, report.fingerprint):
+        return None
+    if trust.pin_detail(view.method, view.methodology, view.details) is None:
+        return None
+    what = "host key" if view.method == "sftp" else "certificate"
+    state_ = "not pinned yet" if pinned is None else f"not the pinned {pinned}"
+    return (
+        f"The server's {what} is {state_}. If it is the partner's, trust it: "
+        f"{trust.approve_command(view.id, report.fingerprint)}"
+    )
+
+
+@connections_app.command("approve")
+@guarded
+def approve(
+    ctx: typer.Context,
+    connection_id: ConnectionId,
+    fingerprint: Annotated[
+        str,
+        typer.Option(
+            "--fingerprint",
+            metavar="FINGERPRINT",
+            help="the host key (SHA256:...) or certificate fingerprint the server presents",
+        ),
+    ],
+    as_json: JsonFlag = False,
+) -> None:
+    """Trust the key the partner's server presents now (after a change): it is pinned."""
+    app = state(ctx).app()
+    app.remote.approve(cli_actor(), connection_id, fingerprint=fingerprint)
+    view = app.connections.get(cli_actor(), connection_id)
+    pinned = trust.typed_pin(view.method, view.methodology, view.details) or fingerprint
+    what = "host key" if view.method == "sftp" else "certificate"
+
+    def human() -> None:
+        console = console_for(as_json)
+        console.print(f"Connection #{view.id} '{view.name}': {what} {pinned} pinned.")
+        show_connection(console, view)
+
+    emit(connection_json(view), as_json=as_json, human=human)

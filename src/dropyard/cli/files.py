@@ -10,10 +10,13 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from dropyard.cli.common import emit, errors_to_exit, state
+from dropyard.cli.common import emit, errors_to_exit, handles_errors, state
 from dropyard.cli.output import JsonFlag, cli_actor, guarded
 from dropyard.errors import Invalid
-from dropyard.jobs.queue import Sweeper
+from dropyard.logs import configure_logging
+from dropyard.metrics import MetricsServer
+
+log = logging.getLogger(__name__)
 
 files_app = typer.Typer(no_args_is_help=True, help="Files and their history.")
 
@@ -77,23 +80,30 @@ def retry_file(ctx: typer.Context, file_id: int, as_json: JsonFlag = False) -> N
     )
 
 
+@handles_errors
 def worker(
     ctx: typer.Context,
     workers: Annotated[int, typer.Option("--workers", help="threads")] = 2,
 ) -> None:
-    """Run background jobs (file processing, scheduled runs) from the shared queue."""
+    """Run background jobs (file processing, scheduled runs) from the shared queue.
+
+    Periodic work (scheduled runs, the sweep) is the scheduler role's: `dropyard serve`
+    runs it, or `serve --roles scheduler` on nodes of their own."""
     app = state(ctx).app()
-    logging.basicConfig(
-        level=app.settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    configure_logging(app.settings)
     app.migrate()
-    consumer = app.jobs.huey.create_consumer(workers=workers, worker_type="thread", periodic=True)
-    sweeper = Sweeper(app.jobs, every=app.settings.sweep_seconds)
-    sweeper.start()
+    app.installation.check_master_key()  # remote passwords would not open either
+    consumer = app.jobs.huey.create_consumer(workers=workers, worker_type="thread", periodic=False)
+    exporter = None
+    if app.settings.metrics_port is not None:
+        exporter = MetricsServer(app.metrics, token=app.settings.metrics_token)
+        port = exporter.start(app.settings.bind_host, app.settings.metrics_port)
+        log.info("metrics on %s:%d/metrics", app.settings.bind_host, port)
     try:
         consumer.run()
     finally:
-        sweeper.stop()
+        if exporter is not None:
+            exporter.stop()
 
 
 def run_connection(
@@ -107,14 +117,25 @@ def run_connection(
     ] = None,
     as_json: JsonFlag = False,
 ) -> None:
-    """Make an outbound connection's file now, or for a past range (a backfill)."""
+    """Make an outbound connection's file now, or for a past range (a backfill); pull
+    what a `pull` connection's partner has now."""
     with errors_to_exit(as_json):
         start, end = _day(range_from, "from"), _day(range_to, "to")
         if (start is None) != (end is None):
             raise Invalid("give both --from and --to for a backfill", field="from")
         app = state(ctx).app()
-        app.connections.get(cli_actor(), connection_id)
+        view = app.connections.get(cli_actor(), connection_id)
+        if view.methodology == "pull":
+            if start is not None:
+                raise Invalid("a pull takes what is there now; --from/--to are for outbound")
+            pulled = app.remote.pull(connection_id)
+            emit(pulled, as_json=as_json, human=lambda: typer.echo(pulled.reason))
+            if pulled.state == "failed":
+                raise typer.Exit(1)
+            return
         result = app.outbound.run(connection_id, range_from=start, range_to=end)
+        if result.file is not None and result.file.state == "generated":
+            app.jobs.enqueue_delivery(result.file.id)
         emit(
             result,
             as_json=as_json,

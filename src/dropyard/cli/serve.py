@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 import sys
 from typing import Annotated
 
@@ -11,6 +10,7 @@ import typer
 
 from dropyard.accounts.actors import operator
 from dropyard.cli.common import handles_errors, state
+from dropyard.logs import configure_logging
 from dropyard.settings import ROLES
 
 
@@ -41,12 +41,10 @@ def serve_command(
         )
         raise typer.Exit(2)
     app = state(ctx).app()
-    logging.basicConfig(
-        level=app.settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    # Huey logs every task at INFO; its warnings and errors are what an operator needs.
-    logging.getLogger("huey").setLevel(max(logging.WARNING, logging.getLogger().level))
+    configure_logging(app.settings)
     app.migrate()
+    # A node with another master key would present host keys of its own: refuse it.
+    app.installation.check_master_key()
     if app.accounts.count_users() == 0:
         _first_admin(app)
     if demo and not any(a.name == "Demo Brand" for a in app.accounts.list_accounts(operator())):

@@ -30,10 +30,12 @@ from dropyard.cli.output import (
     shown,
     with_flags,
 )
-from dropyard.connections import rules, wizard
+from dropyard.connections import rules, trust, wizard
 from dropyard.connections.details import FieldSpec
 from dropyard.connections.service import Created
 from dropyard.errors import Conflict, DropyardError, Invalid
+from dropyard.probing import create_pinned, review_pin
+from dropyard.remote.base import ProbeReport
 
 FLAGS = {
     "name": "--name",
@@ -51,6 +53,8 @@ FLAGS = {
     "new.password": "--password-stdin",
     "status": "--status",
     "account": "--account",
+    "pin": "--accept-host-key",
+    "accept_host_key": "--accept-host-key",
 }
 # Fields of the credential the service creates with the connection. (An Invalid "name"
 # from the service is the connection's: the wizard re-checks it there.)
@@ -205,6 +209,23 @@ def run_wizard(
             prompter.errors(exc)
 
 
+def accepted_pin(
+    st: wizard.WizardState, report: ProbeReport | None, accept: str | None
+) -> str | None:
+    """Without a terminal, a host key the review saw is trusted only when
+    --accept-host-key names it (or a fingerprint detail pins one): the pin to create with."""
+    shown = review_pin(st, report)
+    if shown is not None and not trust.same(accept, shown):
+        what = "host key" if st.method == "sftp" else "certificate"
+        given = f"--accept-host-key {accept} is not it. " if accept else ""
+        raise Invalid(
+            f"the server presents the {what} {shown}. {given}To trust it, add "
+            f"--accept-host-key {shown}",
+            field="accept_host_key",
+        )
+    return accept
+
+
 def create_connection(
     app: Dropyard,
     account: str,
@@ -212,13 +233,19 @@ def create_connection(
     st: wizard.WizardState,
     answers: Answers,
     prompter: Prompter | None,
+    pin: str | None = None,
 ) -> Created:
-    """Create what a reviewed wizard describes. On a terminal a refusal of the service
-    (a malformed public key, a credential name taken) asks the credential step again."""
+    """Create what a reviewed wizard describes, pinning `pin` (or what the terminal
+    user trusted). On a terminal a refusal of the service (a malformed public key, a
+    credential name taken) asks the credential step again."""
     while True:
+        if prompter is not None:
+            pin = prompter.pin
         try:
-            return app.connections.create(cli_actor(), account=account, state=st)
+            return create_pinned(app, cli_actor(), account=account, state=st, pin=pin)
         except (Invalid, Conflict) as exc:
+            if exc.field == "pin":  # the key changed since the review, or a bad pin
+                raise (exc if isinstance(exc, Conflict) else with_flags(exc, FLAGS)) from None
             problem = _as_wizard_error(exc, st)
             if prompter is None:
                 raise problem from None
@@ -243,11 +270,37 @@ def _as_wizard_error(exc: Invalid | Conflict, st: wizard.WizardState) -> Invalid
 # -- the wizard on a terminal -----------------------------------------------------------
 
 
-def show_review(console: Console, review: wizard.Review) -> None:
+def show_review(
+    console: Console,
+    review: wizard.Review,
+    st: wizard.WizardState | None = None,
+    report: ProbeReport | None = None,
+) -> None:
     console.print("[bold]Review[/bold]")
     pairs(console, review.items)
     uri = review.uri + (f"  ({review.uri_note})" if review.uri_note else "")
     pairs(console, [("URI", uri)])
+    if st is None or report is None or st.method is None or st.methodology is None:
+        return
+    line = trust.fingerprint_line(st.method, st.methodology, st.details, report.fingerprint)
+    if line is not None:
+        pairs(console, [line])
+    console.print("Connection test" + ("" if report.ok else " (creating is still possible)"))
+    show_verdicts(console, report)
+
+
+def verdict_line(check: str, ok: bool, detail: str) -> str:
+    return f"  {'ok  ' if ok else 'FAIL'}  {check}: {detail}"
+
+
+def show_verdicts(console: Console, report: ProbeReport) -> None:
+    """Each check on its own line, then the names the folder holds."""
+    for verdict in report.verdicts:
+        console.print(
+            verdict_line(verdict.check, verdict.ok, verdict.detail), markup=False, highlight=False
+        )
+    if report.sample:
+        pairs(console, [("sample", ", ".join(report.sample))])
 
 
 class Prompter:
@@ -255,9 +308,19 @@ class Prompter:
     with the preselected (or earlier typed, or flag-given) values as defaults. It knows
     how to ask; what is allowed is the wizard's to say when the answer is submitted."""
 
-    def __init__(self, console: Console, *, hints: Mapping[str, Any]) -> None:
+    def __init__(
+        self,
+        console: Console,
+        *,
+        hints: Mapping[str, Any],
+        probe: Callable[[wizard.WizardState], ProbeReport | None] | None = None,
+        accept: str | None = None,
+    ) -> None:
         self.console = console
         self.hints = hints
+        self.probe = probe
+        self.accept = accept
+        self.pin: str | None = None  # the key the user trusted at the last review
 
     def errors(self, exc: DropyardError) -> None:
         problems = exc.errors if isinstance(exc, Invalid) and exc.errors else {}
@@ -372,9 +435,14 @@ class Prompter:
         return {"new": new}
 
     def confirm(self, st: wizard.WizardState, ctx: wizard.WizardContext) -> bool:
-        """Show the review; True to create, False to go back a step. Cancel exits."""
+        """Show the review (with a live test of a partner's server); True to create,
+        False to go back a step. Cancel, or a host key not trusted, exits."""
         self.console.print()
-        show_review(self.console, wizard.review(st, ctx))
+        review = wizard.review(st, ctx)
+        if self.probe is not None and trust.probed(st.method, st.methodology):
+            self.console.print("Testing the partner's server...")
+        report = self.probe(st) if self.probe is not None else None
+        show_review(self.console, review, st, report)
         answer = prompt_choice(
             self.console,
             "Create this connection?",
@@ -384,7 +452,22 @@ class Prompter:
         if answer == "no":
             self.console.print("Cancelled; nothing was created.")
             raise typer.Exit(1)
+        if answer == "yes":
+            self.pin = self._trusted(st, report)
         return answer == "yes"
+
+    def _trusted(self, st: wizard.WizardState, report: ProbeReport | None) -> str | None:
+        """The key shown at review, once the user says to trust it."""
+        shown = review_pin(st, report)
+        if shown is None:
+            return self.accept
+        if trust.same(self.accept, shown):
+            return shown
+        what = "host key" if st.method == "sftp" else "certificate"
+        if not prompt_yes(self.console, f"Trust this {what}? {shown}", default=False):
+            self.console.print(f"The {what} is not trusted; nothing was created.")
+            raise typer.Exit(1)
+        return shown
 
 
 def _or_none(value: Any) -> str:

@@ -22,6 +22,7 @@ from dropyard.connections import wizard
 from dropyard.connections.details import validate_details
 from dropyard.connections.models import Connection
 from dropyard.connections.rules import credential_kinds_for
+from dropyard.connections.trust import pin_detail
 from dropyard.credentials.models import Credential
 from dropyard.credentials.service import CredentialService, NewCredentialInput, Provisioned
 from dropyard.db.base import utcnow
@@ -53,6 +54,11 @@ class ConnectionView:
     created_at: datetime
     last_active_at: datetime | None
     uri: str
+    # Pull/deliver: the last transfer's error, and a host key or certificate the server
+    # presented instead of the pinned one (for a user to re-approve).
+    remote_error: str | None = None
+    remote_error_at: datetime | None = None
+    presented_fingerprint: str | None = None
 
 
 @dataclass(frozen=True)
@@ -94,8 +100,19 @@ class ConnectionService:
             mail_domain=self._settings.mail_domain,
         )
 
-    def create(self, actor: Actor, *, account: str | int, state: wizard.WizardState) -> Created:
-        """Create what a wizard at its review step describes; nothing is written on error."""
+    def create(
+        self,
+        actor: Actor,
+        *,
+        account: str | int,
+        state: wizard.WizardState,
+        pin: str | None = None,
+    ) -> Created:
+        """Create what a wizard at its review step describes; nothing is written on error.
+
+        `pin`: the partner's host key (SFTP) or certificate (FTPS) fingerprint the review
+        showed, pinned when the details name none. Checking that the server still presents
+        it is the caller's: this service does no network I/O."""
         actor.require_role("admin")
         with transaction(self._sessions) as session:
             owner = find_account(session, account)
@@ -103,6 +120,7 @@ class ConnectionService:
             ctx = self._context(session, owner.id)
             wizard.review(state, ctx)  # re-checks the whole state against today's account
             spec = wizard.complete(state)
+            details = _pinned(spec, pin)
             provisioned: Provisioned | None = None
             credential_id: int | None = None
             choice = spec.credential
@@ -131,7 +149,7 @@ class ConnectionService:
                 method=spec.method,
                 methodology=spec.methodology,
                 credential_id=credential_id,
-                details=dict(spec.details),
+                details=details,
             )
             if spec.method == "email" and spec.methodology == "push":
                 connection.email_address = self._new_address(session, spec.folder)
@@ -333,6 +351,9 @@ class ConnectionService:
             status_reason=connection.status_reason,
             created_at=connection.created_at,
             last_active_at=connection.last_active_at,
+            remote_error=connection.remote_error,
+            remote_error_at=connection.remote_error_at,
+            presented_fingerprint=connection.presented_fingerprint,
             uri=wizard.connection_uri(
                 method=connection.method,
                 methodology=connection.methodology,
@@ -345,3 +366,34 @@ class ConnectionService:
                 ftp_port=self._settings.ftp_port,
             ),
         )
+
+
+def _pinned(spec: wizard.ConnectionSpec, pin: str | None) -> dict[str, Any]:
+    """The details to store: `pin` written into the fingerprint detail when there is none.
+    A pin that contradicts a typed fingerprint, or a method without one, is refused."""
+    details = dict(spec.details)
+    if pin is None or not pin.strip():
+        return details
+    key = pin_detail(spec.method, spec.methodology, details)
+    if key is None:
+        raise Invalid(
+            f"an {spec.method} {spec.methodology} connection has no host key or certificate to pin",
+            field="pin",
+        )
+    try:
+        checked = validate_details(
+            spec.direction,
+            spec.methodology,
+            spec.method,
+            spec.data_type,
+            {**details, key: pin},
+        )
+    except Invalid as exc:
+        raise Invalid(exc.errors.get(key, exc.message), field="pin") from None
+    typed = details.get(key)
+    if typed is not None and typed != checked[key]:
+        raise Invalid(
+            f"pin {checked[key]} differs from the {key} detail {typed}; send one of them",
+            field="pin",
+        )
+    return checked

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from pathlib import Path
 from typing import Protocol
 
+from sqlalchemy import select
+
 from dropyard.connections.models import Connection
-from dropyard.db.engine import SessionFactory
+from dropyard.db.base import utcnow
+from dropyard.db.engine import SessionFactory, transaction
+from dropyard.errors import DropyardError
+from dropyard.files.models import File, FileEvent
 from dropyard.files.results import result_names
 from dropyard.files.service import FileService
 from dropyard.remote.mailer import Mailer
@@ -51,15 +57,53 @@ class ConnectionResults:
             self._mail(details, name, file_name, summary_name, summary, errors_name, errors)
         elif methodology == "pull":
             if details.get("result_folder") and self._remote is not None:
-                self._remote.deliver(connection_id, summary_name, summary)
-                if errors is not None:
-                    self._remote.deliver(connection_id, errors_name, errors)
+                self._to_result_folder(
+                    connection_id,
+                    str(details["result_folder"]),
+                    summary,
+                    [(summary_name, summary)] + ([(errors_name, errors)] if errors else []),
+                )
         else:
             self._files.put_folder_file(connection_id, summary_name, summary)
             if errors is not None:
                 self._files.move_into_folder(connection_id, errors_name, errors)
             else:  # an earlier file of the same name may have left one: it is not this one's
                 self._files.delete_folder_file(connection_id, errors_name)
+
+    def _to_result_folder(
+        self,
+        connection_id: int,
+        where: str,
+        summary: bytes,
+        results: list[tuple[str, bytes | Path]],
+    ) -> None:
+        """Upload the results to the partner's server. A failure does not fail the import:
+        it is logged and noted in the file's history."""
+        assert self._remote is not None
+        for name, data in results:
+            try:
+                self._remote.deliver(connection_id, name, data)
+            except DropyardError as exc:
+                reason = f"{name} not written to {where}: {exc.message}"
+            except OSError as exc:
+                reason = f"{name} not written to {where}: local error: {exc.strerror or exc}"
+            else:
+                continue
+            log.warning("connection %s: %s", connection_id, reason)
+            self._note(connection_id, summary, reason)
+
+    def _note(self, connection_id: int, summary: bytes, reason: str) -> None:
+        """A history event on the file the summary answers (found by its trace id)."""
+        try:
+            trace_id = str(json.loads(summary)["traceId"])
+        except (ValueError, KeyError, TypeError):
+            return
+        with transaction(self._sessions) as session:
+            row = session.scalar(
+                select(File).where(File.trace_id == trace_id, File.connection_id == connection_id)
+            )
+            if row is not None:
+                session.add(FileEvent(file_id=row.id, at=utcnow(), state=row.state, reason=reason))
 
     def _mail(
         self,

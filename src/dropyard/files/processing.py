@@ -44,6 +44,7 @@ from dropyard.db.engine import SessionFactory, transaction
 from dropyard.errors import Invalid, NotFound, Transient
 from dropyard.files.models import File, FileEvent
 from dropyard.files.results import ErrorFile, ResultChannel, Summary
+from dropyard.logs import log_context
 from dropyard.storage.base import Storage
 
 log = logging.getLogger(__name__)
@@ -124,6 +125,7 @@ class Claim:
     file_id: int
     token: str
     attempt: int
+    trace_id: str = ""
 
 
 def backoff(attempt: int, *, base: float = 5.0, cap: float = 600.0) -> timedelta:
@@ -167,7 +169,7 @@ class Processor:
                 return None
             if row.not_before is not None and row.not_before > now:
                 return None
-            attempt = row.attempts + 1
+            attempt, trace_id = row.attempts + 1, row.trace_id
             done = session.execute(
                 update(File)
                 .where(File.id == file_id, File.state == "received")
@@ -189,7 +191,7 @@ class Processor:
                     reason=f"attempt {attempt}",
                 )
             )
-            return Claim(file_id, token, attempt)
+            return Claim(file_id, token, attempt, trace_id)
 
     def due(self, *, limit: int = 500) -> list[int]:
         """Files to (re)enqueue: received and due, or processing with an expired lease."""
@@ -252,6 +254,13 @@ class Processor:
         claim = self.claim(file_id)
         if claim is None:
             return None
+        with log_context(trace_id=claim.trace_id):
+            state = self._process_claimed(claim)
+            log.info("file %s: %s after attempt %d", file_id, state, claim.attempt)
+            return state
+
+    def _process_claimed(self, claim: Claim) -> str:
+        file_id = claim.file_id
         heartbeat = _Heartbeat(self, claim)
         heartbeat.start()
         try:

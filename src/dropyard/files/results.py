@@ -96,6 +96,9 @@ class ErrorFile:
     def close(self) -> None:
         with contextlib.suppress(ValueError):
             self._text.close()
+        # GzipFile leaves a file object it was given open: its buffered tail (the gzip
+        # trailer) must reach the disk before the file is moved or uploaded.
+        self._raw.close()
 
     def discard(self) -> None:
         self.close()

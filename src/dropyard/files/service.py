@@ -57,6 +57,11 @@ class FileView:
     finished_at: datetime | None
 
 
+# Called inside the commit's transaction with the new rows, so what it adds (a pull's
+# `remote_taken` row) commits or rolls back with them.
+OnRecord = Callable[[Session, Sequence[FileView]], None]
+
+
 @dataclass(frozen=True)
 class EventView:
     at: datetime
@@ -105,6 +110,8 @@ class FileService:
         source: str,
         actor: Actor,
         address: str = "",
+        on_record: OnRecord | None = None,
+        receipt: bool = True,
     ) -> FileView:
         """Make a finished upload durable and known. On any error nothing remains."""
         return self.commit_many(
@@ -113,6 +120,8 @@ class FileService:
             source=source,
             actor=actor,
             address=address,
+            on_record=on_record,
+            receipt=receipt,
         )[0]
 
     def commit_many(
@@ -123,8 +132,13 @@ class FileService:
         source: str,
         actor: Actor,
         address: str = "",
+        on_record: OnRecord | None = None,
+        receipt: bool = True,
     ) -> list[FileView]:
-        """Several finished uploads (one email's attachments): all of them, or none."""
+        """Several finished uploads (one email's attachments): all of them, or none.
+
+        `on_record` joins the commit's transaction; `receipt=False` leaves the receipt to
+        the caller (a pull writes it to the partner's result folder, not a hosted one)."""
         for _, name in uploads:
             names.check_upload_name(name)
         stored: list[tuple[str, str, int, str, str]] = []  # key, trace id, size, sha256, name
@@ -154,13 +168,15 @@ class FileService:
                 source=source,
                 actor=actor,
                 address=address,
+                on_record=on_record,
             )
         except BaseException:
             for key, *_ in stored:
                 self._storage.delete(key)
             raise
         for view in views:
-            self._write_receipt(view, folder)
+            if receipt:
+                self._write_receipt(view, folder)
             if self._notify is not None:
                 try:
                     self._notify(view.id)
@@ -177,6 +193,7 @@ class FileService:
         source: str,
         actor: Actor,
         address: str,
+        on_record: OnRecord | None = None,
     ) -> list[FileView]:
         with transaction(self._sessions) as session:
             now = utcnow()
@@ -220,22 +237,17 @@ class FileService:
             connection_row = session.get(Connection, connection_id)
             if connection_row is not None:
                 connection_row.last_active_at = now
-            return [_view(r) for r in rows]
+            views = [_view(r) for r in rows]
+            if on_record is not None:
+                on_record(session, views)
+            return views
 
     def _write_receipt(self, view: FileView, connection_name: str) -> None:
-        text = (
-            f"traceId: {view.trace_id}\n"
-            f"fileName: {view.name}\n"
-            f"size: {view.size}\n"
-            f"sha256: {view.sha256}\n"
-            f"receivedAt: {view.created_at.strftime('%Y-%m-%dT%H:%M:%SZ')}\n"
-            f"connection: {connection_name}\n"
-        )
         # A receipt can be written again from the file's row: atomic, but not fsynced, so
         # the commit pays for the stored file and the row only.
         self._storage.put_bytes(
             f"{folder_prefix(view.connection_id)}/{names.receipt_name(view.name)}",
-            text.encode(),
+            receipt_text(view, connection_name),
             durable=False,
         )
 
@@ -301,6 +313,18 @@ class FileService:
                 select(FileEvent).where(FileEvent.file_id == file_id).order_by(FileEvent.id)
             )
             return _view(row), [EventView(e.at, e.state, e.reason) for e in events]
+
+
+def receipt_text(view: FileView, connection_name: str) -> bytes:
+    """The content of `receipt_<name>.txt` (formats/results.md)."""
+    return (
+        f"traceId: {view.trace_id}\n"
+        f"fileName: {view.name}\n"
+        f"size: {view.size}\n"
+        f"sha256: {view.sha256}\n"
+        f"receivedAt: {view.created_at.strftime('%Y-%m-%dT%H:%M:%SZ')}\n"
+        f"connection: {connection_name}\n"
+    ).encode()
 
 
 def _view(row: File) -> FileView:

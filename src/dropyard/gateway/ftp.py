@@ -26,12 +26,19 @@ from typing import Any, ClassVar
 from OpenSSL import SSL
 from pyftpdlib.exceptions import FilesystemError
 from pyftpdlib.handlers import TLS_FTPHandler
+from pyftpdlib.handlers.ftp.dispatchers import PassiveDTP
 from pyftpdlib.ioloop import IOLoop
 from pyftpdlib.servers import ThreadedFTPServer
 
 from dropyard.errors import DropyardError, Invalid
 from dropyard.gateway.ftp_fs import DataChannel, SessionFS, reply
 from dropyard.gateway.logins import Gateway
+from dropyard.gateway.proxy_protocol import (
+    ProxyHeaderError,
+    ProxyPolicy,
+    plain_address,
+    read_header,
+)
 from dropyard.gateway.session import GatewaySession
 from dropyard.gateway.tls import ensure_certificate
 from dropyard.settings import Settings
@@ -109,18 +116,50 @@ class _SessionAuthorizer:
         return None
 
 
+class _PassiveData(PassiveDTP):  # type: ignore[misc]
+    """The PASV/EPSV data listener. Behind a load balancer a data connection from the
+    balancer must carry a PROXY header naming the control connection's client; one that
+    comes straight from the client (nodes announcing their own public address) must come
+    from that client's address. Either way the library's check compares the client's real
+    address, so nobody else can take over a transfer."""
+
+    def handle_accepted(self, sock: socket.socket, addr: tuple[str, int]) -> None:
+        control = self.cmd_channel
+        proxy: ProxyPolicy | None = getattr(control, "proxy", None)
+        if proxy is not None:
+            peer = (plain_address(addr[0]), addr[1])
+            if proxy.trusts(peer[0]):
+                # Blocks this client's thread only, for at most the header timeout.
+                try:
+                    addr = read_header(sock, timeout=proxy.timeout).client(peer)
+                except ProxyHeaderError as exc:
+                    log.warning("closing FTP data connection from %s: %s", peer[0], exc.message)
+                    with contextlib.suppress(OSError):
+                        sock.close()
+                    control.respond("425 Can't open data connection.")
+                    return
+            else:
+                addr = peer
+        super().handle_accepted(sock, addr)
+
+
 class _ControlChannel(TLS_FTPHandler):  # type: ignore[misc]
     """One client's control connection. Configured per listener by `FtpFrontEnd`."""
 
     front: FtpFrontEnd
     limits: FtpLimits
+    # Set when the listener is behind a load balancer (PROXY protocol).
+    proxy: ProxyPolicy | None = None
     username: str
+    remote_ip: str
+    remote_port: int
     timeout: float
     _idler: Any
 
     authorizer = _SessionAuthorizer()
     abstracted_fs = SessionFS
     dtp_handler = DataChannel
+    passive_dtp = _PassiveData
     proto_cmds: ClassVar[dict[str, Any]] = {
         k: v for k, v in TLS_FTPHandler.proto_cmds.items() if k not in _DROPPED
     }
@@ -135,6 +174,7 @@ class _ControlChannel(TLS_FTPHandler):  # type: ignore[misc]
         self._vfs: SessionFS | None = None
         self._released = False
         self._opened_at = time.monotonic()
+        self._awaiting_header = self.proxy is not None
         super().__init__(conn, server, ioloop)
         # The RFC 3659 facts that mean something here: no unix owner or mode, no inodes.
         self._current_facts = ["type", "perm", "size", "modify"]
@@ -152,6 +192,45 @@ class _ControlChannel(TLS_FTPHandler):  # type: ignore[misc]
         return self._vfs is not None and self._vfs.uploading
 
     # -- connection and login ---------------------------------------------------------
+
+    def handle(self) -> None:
+        if not self._awaiting_header:
+            super().handle()
+        # else the greeting waits for the PROXY header, read in this client's thread.
+
+    def add_channel(self, map: Any = None, events: Any = None) -> None:
+        super().add_channel(map, events)
+        # The library creates the handler on the accepting thread's loop, then moves it to
+        # a thread of its own: there, and only there, waiting for the header blocks no one.
+        if self._awaiting_header and self.ioloop is not self.server.ioloop:
+            self._awaiting_header = False
+            self._admit_proxied()
+
+    def _admit_proxied(self) -> None:
+        """Become the client the PROXY header names, then greet it (or turn it away)."""
+        proxy = self.proxy
+        if proxy is None:
+            return
+        peer = (self.address, int(self.remote_port))
+        try:
+            client, port = read_header(self.socket, timeout=proxy.timeout).client(peer)
+        except ProxyHeaderError as exc:
+            log.warning("closing FTP connection from %s: %s", peer[0], exc.message)
+            self.close()
+            return
+        ip_map: list[str] = self.server.ip_map
+        with contextlib.suppress(ValueError):
+            ip_map.remove(self.remote_ip)
+        ip_map.append(client)
+        self.remote_ip, self.remote_port = client, port
+        if self.front.gateway.defender.is_banned(client):
+            log.info("refusing FTP connection from %s (banned)", client)
+            self.respond("421 Too many failed logins from your address; try again later.")
+            self.close_when_done()
+        elif ip_map.count(client) > self.limits.max_connections_per_address:
+            self.handle_max_cons_per_ip()
+        else:
+            super().handle()
 
     def pre_process_command(self, line: str, cmd: str, arg: str) -> None:
         if any(c in line for c in "\x00\r\n"):
@@ -263,10 +342,10 @@ class _ControlChannel(TLS_FTPHandler):  # type: ignore[misc]
 
     def on_file_sent(self, file: str) -> None:
         vfs = self._vfs
-        target = vfs.take_download(file) if vfs is not None else None
-        if vfs is not None and target is not None:
+        download = vfs.take_download(file) if vfs is not None else None
+        if vfs is not None and download is not None:
             try:
-                vfs.session.finished_read(target)
+                vfs.session.finished_read(download.target, size=download.sent)
             except Exception:
                 log.exception("recording an FTP download for %s failed", self.address)
 
@@ -308,16 +387,28 @@ class _ControlChannel(TLS_FTPHandler):  # type: ignore[misc]
 class _Server(ThreadedFTPServer):  # type: ignore[misc]
     poll_timeout = 0.25  # how quickly client threads notice a stop
 
-    def __init__(self, address: tuple[str, int], handler: type, *, limits: FtpLimits) -> None:
+    def __init__(
+        self, address: tuple[str, int], handler: type[_ControlChannel], *, limits: FtpLimits
+    ) -> None:
         # Per instance: the library keeps these on the class, shared by every server.
         self._exit = threading.Event()
         self._lock = threading.Lock()
         super().__init__(address, handler, ioloop=IOLoop(), backlog=128)
         self.max_cons = limits.max_connections
-        self.max_cons_per_ip = limits.max_connections_per_address
+        # Behind a load balancer every connection comes from the balancer: the cap per
+        # client address applies once the PROXY header has named the client.
+        self.max_cons_per_ip = 0 if handler.proxy else limits.max_connections_per_address
 
     def handle_accepted(self, sock: socket.socket, addr: tuple[str, int]) -> None:
         address = addr[0][7:] if addr[0].startswith("::ffff:") else addr[0]
+        proxy: ProxyPolicy | None = self.handler.proxy
+        if proxy is not None:
+            if not proxy.trusts(address):
+                log.info("refusing FTP connection from %s: not a trusted load balancer", address)
+                sock.close()
+                return
+            super().handle_accepted(sock, addr)
+            return
         if self.handler.front.gateway.defender.is_banned(address):
             log.info("refusing FTP connection from %s (banned)", address)
             with contextlib.suppress(OSError):
@@ -339,9 +430,11 @@ class FtpFrontEnd:
         *,
         certificate: tuple[Path, Path],
         limits: FtpLimits | None = None,
+        proxy: ProxyPolicy | None = None,
     ) -> None:
         self.gateway = gateway
         self.limits = limits or FtpLimits()
+        self._proxy = proxy
         self._certificate = certificate
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
@@ -361,7 +454,12 @@ class FtpFrontEnd:
             passive_ports=parse_port_range(settings.ftp_passive_ports),
             masquerade_address=settings.ftp_masquerade_address,
         )
-        return cls(gateway, certificate=(cert, key), limits=limits)
+        return cls(
+            gateway,
+            certificate=(cert, key),
+            limits=limits,
+            proxy=ProxyPolicy.from_settings(settings),
+        )
 
     def track(self, client: _ControlChannel) -> None:
         with self._lock:
@@ -398,6 +496,7 @@ class FtpFrontEnd:
                 "auth_failed_timeout": limits.failed_login_delay,
                 "passive_ports": limits.passive_ports,
                 "masquerade_address": limits.masquerade_address,
+                "proxy": self._proxy,
             },
         )
         self._server = _Server((host, port), handler, limits=limits)

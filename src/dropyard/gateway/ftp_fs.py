@@ -88,9 +88,12 @@ class DownloadFile:
         self.target = target
         self._handle = handle
         self.closed = False
+        self.sent = 0
 
     def read(self, size: int = -1) -> bytes:
-        return self._handle.read(size)
+        data = self._handle.read(size)
+        self.sent += len(data)
+        return data
 
     def seek(self, offset: int, whence: int = 0) -> int:
         return self._handle.seek(offset, whence)
@@ -289,12 +292,12 @@ class SessionFS(AbstractedFS):  # type: ignore[misc]
             _, wrapper = self._uploads.popitem()
             self.session.abort(wrapper.upload)
 
-    def take_download(self, name: str) -> Target | None:
+    def take_download(self, name: str) -> DownloadFile | None:
         download = self._downloads.pop(name, None)
         if download is None:
             return None
         download.close()
-        return download.target
+        return download
 
     def _close_download(self, name: str) -> None:
         download = self._downloads.pop(name, None)

@@ -16,6 +16,7 @@ from dropyard.credentials.service import CredentialService, HostedLogin
 from dropyard.files.service import FileService
 from dropyard.gateway.defender import Defender
 from dropyard.gateway.session import GatewaySession, Protocol
+from dropyard.metrics import Metrics
 
 log = logging.getLogger(__name__)
 
@@ -29,8 +30,10 @@ class Gateway:
         files: FileService,
         defender: Defender,
         audit: AuditLog,
+        metrics: Metrics | None = None,
     ) -> None:
         self.credentials = credentials
+        self.metrics = metrics or Metrics()
         self.connections = connections
         self.files = files
         self.defender = defender
@@ -44,6 +47,7 @@ class Gateway:
         self, login: str, password: str, *, protocol: Protocol, address: str, secure: bool = True
     ) -> GatewaySession | None:
         if self.defender.is_banned(address):
+            self.metrics.login(protocol, "banned")
             return None
         found = self.credentials.check_password(login=login, password=password)
         return self._finish(found, login, protocol, address, secure, method="password")
@@ -60,6 +64,7 @@ class Gateway:
         self, found: HostedLogin, *, protocol: Protocol, address: str, method: str
     ) -> None:
         self.defender.success(address)
+        self.metrics.login(protocol, "success")
         actor = Actor(
             kind="user",
             name=f"{protocol}:{found.login}",
@@ -90,6 +95,7 @@ class Gateway:
             account_id=found.account_id if found else None,
         )
         if found is None:
+            self.metrics.login(protocol, "failure")
             banned = self.defender.failure(address)
             self.audit.write(
                 actor=actor,
@@ -107,6 +113,7 @@ class Gateway:
         session = self.session(found, protocol=protocol, address=address, secure=secure)
         if not secure and not session.folders():
             # Right password, but plain FTP reaches none of this login's folders.
+            self.metrics.login(protocol, "refused")
             self.audit.write(
                 actor=actor,
                 action="login.refused",
@@ -130,4 +137,5 @@ class Gateway:
             on_delete=self.on_delete,
             audit=self.audit,
             secure=secure,
+            metrics=self.metrics,
         )

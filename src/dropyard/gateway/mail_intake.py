@@ -28,6 +28,7 @@ from dropyard.errors import Conflict, DropyardError, Forbidden, Invalid, NotFoun
 from dropyard.files import names
 from dropyard.files.service import FileService, FileView
 from dropyard.files.spool import Spool
+from dropyard.metrics import Metrics
 from dropyard.remote.mailer import Mailer
 
 log = logging.getLogger(__name__)
@@ -177,7 +178,9 @@ class MailIntake:
         audit_log: AuditLog,
         mailer: Mailer,
         mail_domain: str,
+        metrics: Metrics | None = None,
     ) -> None:
+        self._metrics = metrics
         self._connections = connections
         self._files = files
         self._audit = audit_log
@@ -224,11 +227,16 @@ class MailIntake:
         try:
             stored = self._store(connection, found, actor, client)
         except DropyardError as exc:
+            self._count_failed(len(found))
             log.warning("email to connection %s not stored: %s", connection.id, exc.message)
             return Outcome(error=exc)
         except Exception:
+            self._count_failed(len(found))
             log.exception("email to connection %s not stored", connection.id)
             return Outcome(error=Transient("the message could not be stored; try again later"))
+        if self._metrics is not None:
+            for view in stored:
+                self._metrics.transfer("email", "upload", "ok", view.size)
         self._audit.write(
             actor=actor,
             action="email.receive",
@@ -251,6 +259,11 @@ class MailIntake:
             log.warning("could not send a notice to %s: %s", ", ".join(notice.to), reason)
 
     # -- helpers ------------------------------------------------------------------------
+
+    def _count_failed(self, attachments: int) -> None:
+        if self._metrics is not None:
+            for _ in range(attachments):
+                self._metrics.transfer("email", "upload", "failed")
 
     @staticmethod
     def _actor(connection: ConnectionView, sender: str, client: str) -> Actor:

@@ -30,6 +30,7 @@ from dropyard.errors import DropyardError, Forbidden, Invalid, NotFound
 from dropyard.files import names
 from dropyard.files.service import FileService, FileView
 from dropyard.files.spool import Spool
+from dropyard.metrics import Metrics, TransferOutcome
 
 log = logging.getLogger(__name__)
 
@@ -98,6 +99,7 @@ class Upload:
     started_at: float = field(default_factory=time.monotonic)
     # A write failed (limit, disk): whatever the client does next, this upload is not kept.
     failed: DropyardError | None = None
+    counted: bool = False  # in the transfer metrics already
 
     def write(self, data: bytes | memoryview, offset: int | None = None) -> None:
         if self.failed is not None:
@@ -149,6 +151,7 @@ class GatewaySession:
         on_delete: Callable[[int, str], object] | None = None,
         audit: AuditLog | None = None,
         secure: bool = True,
+        metrics: Metrics | None = None,
     ) -> None:
         self.login = login
         self.protocol = protocol
@@ -159,6 +162,7 @@ class GatewaySession:
         self._on_download = on_download
         self._on_delete = on_delete
         self._audit_log = audit
+        self._metrics = metrics
         self._folders: dict[str, Folder] = {}
         self._folders_at = -_FOLDER_TTL
         self._staged: dict[tuple[int, str], Upload] = {}
@@ -258,9 +262,12 @@ class GatewaySession:
         handle = self._files.open_folder_file(target.folder.connection_id, target.name)
         return target, handle
 
-    def finished_read(self, target: Target) -> None:
-        """A client read a whole file: audited, and for outbound files `downloaded`."""
+    def finished_read(self, target: Target, *, size: int = 0) -> None:
+        """A client read a whole file (`size` bytes): audited, counted, and for outbound
+        files `downloaded`."""
         folder, name = target.folder, target.name
+        if self._metrics is not None:
+            self._metrics.transfer(self.protocol, "download", "ok", size)
         if folder is not None and name is not None:
             self._audit("file.download", folder, name)
         if folder is not None and name is not None and not folder.inbound and self._on_download:
@@ -293,6 +300,7 @@ class GatewaySession:
         self._open_uploads.discard(id(upload))
         if upload.failed is not None:
             upload.spool.discard()
+            self._count_upload(upload, "failed")
             raise upload.failed
         if upload.name.lower().endswith(STAGING_SUFFIXES):
             self._staged[(upload.folder.connection_id, upload.name)] = upload
@@ -303,6 +311,7 @@ class GatewaySession:
         """A transfer that ended badly leaves nothing behind."""
         self._open_uploads.discard(id(upload))
         upload.spool.discard()
+        self._count_upload(upload, "failed")
 
     def _commit(self, upload: Upload, name: str) -> FileView:
         try:
@@ -315,15 +324,23 @@ class GatewaySession:
                 raise Forbidden(f"folder '{upload.folder.name}' no longer takes uploads")
         except BaseException:
             upload.spool.discard()
+            self._count_upload(upload, "failed")
             raise
-        return self._files.commit(
-            upload.spool,
-            connection_id=upload.folder.connection_id,
-            name=name,
-            source=self.protocol,
-            actor=self.actor,
-            address=self.address,
-        )
+        size = upload.spool.size
+        try:
+            view = self._files.commit(
+                upload.spool,
+                connection_id=upload.folder.connection_id,
+                name=name,
+                source=self.protocol,
+                actor=self.actor,
+                address=self.address,
+            )
+        except BaseException:
+            self._count_upload(upload, "failed")
+            raise
+        self._count_upload(upload, "ok", size)
+        return view
 
     def rename(self, old: str | bytes, new: str | bytes, cwd: str = "/") -> FileView | None:
         source = self.resolve(old, cwd)
@@ -346,6 +363,7 @@ class GatewaySession:
             names.check_upload_name(target.name)
         except Invalid:
             staged.spool.discard()
+            self._count_upload(staged, "failed")
             raise
         return self._commit(staged, target.name)
 
@@ -374,9 +392,16 @@ class GatewaySession:
         """The client is gone: staged uploads that were never renamed are dropped."""
         for upload in self._staged.values():
             upload.spool.discard()
+            self._count_upload(upload, "failed")
         self._staged.clear()
 
     # -- helpers ------------------------------------------------------------------------
+
+    def _count_upload(self, upload: Upload, outcome: TransferOutcome, size: int = 0) -> None:
+        # Once per upload, however many of abort/finish/close see it end.
+        if not upload.counted and self._metrics is not None:
+            upload.counted = True
+            self._metrics.transfer(self.protocol, "upload", outcome, size)
 
     def _audit(self, action: str, folder: Folder, name: str) -> None:
         if self._audit_log is not None:

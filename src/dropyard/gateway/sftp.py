@@ -9,7 +9,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from collections.abc import AsyncIterator, Awaitable, Callable
+import socket
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO, TypeVar
@@ -18,9 +19,11 @@ import asyncssh
 from asyncssh import SFTPAttrs, SFTPName, SFTPVFSAttrs
 from asyncssh.constants import FXF_APPEND, FXF_CREAT, FXF_EXCL, FXF_TRUNC, FXF_WRITE
 
+from dropyard.cluster.secrets import InstallationSecrets
 from dropyard.credentials.service import HostedLogin
 from dropyard.errors import DropyardError, Forbidden, Invalid, NotFound, QuotaExceeded
 from dropyard.gateway.logins import Gateway
+from dropyard.gateway.proxy_protocol import Address, ProxiedListener, ProxyPolicy
 from dropyard.gateway.session import Entry, GatewaySession, Target, Upload, normalise
 
 log = logging.getLogger(__name__)
@@ -47,22 +50,27 @@ class SftpLimits:
     max_sessions_per_login: int = 32
 
 
-def load_host_keys(keys_dir: Path) -> list[asyncssh.SSHKeyPair]:
-    """Ed25519 and RSA 3072 host keys, generated on first start and kept in the data dir."""
-    keys_dir.mkdir(parents=True, exist_ok=True)
-    found = []
-    for name, alg in (("ssh_host_ed25519_key", "ssh-ed25519"), ("ssh_host_rsa_key", "ssh-rsa")):
-        path = keys_dir / name
-        if not path.exists():
-            key = (
-                asyncssh.generate_private_key(alg, key_size=3072)
-                if alg == "ssh-rsa"
-                else asyncssh.generate_private_key(alg)
-            )
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(key.export_private_key())
-        found.append(asyncssh.read_private_key(str(path)))
+HOST_KEYS = (("ssh_host_ed25519_key", "ssh-ed25519"), ("ssh_host_rsa_key", "ssh-rsa"))
+_MIN_RSA_BITS = 2048
+
+
+def load_host_keys(
+    keys_dir: Path,
+    *,
+    shared: InstallationSecrets | None = None,
+    files: Sequence[Path] = (),
+) -> list[asyncssh.SSHKeyPair]:
+    """The host keys to present: the operator's `files` when given; else the installation's
+    Ed25519 and RSA 3072 keys from `shared` (every node presents the same ones; the first
+    node makes them, from its old files in `keys_dir` when it has some, so an upgrade keeps
+    the partners' known_hosts valid); without `shared`, files in `keys_dir`, generated on
+    first start."""
+    if files:
+        found = [_operator_key(path) for path in files]
+    elif shared is not None:
+        found = [_shared_key(shared, keys_dir / name, name, alg) for name, alg in HOST_KEYS]
+    else:
+        found = [_local_key(keys_dir / name, alg) for name, alg in HOST_KEYS]
     pairs = list(asyncssh.load_keypairs(found))
     for pair in pairs:
         # An RSA key would also offer ssh-rsa (SHA-1) and ssh.com variants: keep SHA-2 only.
@@ -70,6 +78,67 @@ def load_host_keys(keys_dir: Path) -> list[asyncssh.SSHKeyPair]:
         pair.host_key_algorithms = allowed
         pair.sig_algorithms = allowed
     return pairs
+
+
+def _new_key(alg: str) -> asyncssh.SSHKey:
+    if alg == "ssh-rsa":
+        return asyncssh.generate_private_key(alg, key_size=3072)
+    return asyncssh.generate_private_key(alg)
+
+
+def _local_key(path: Path, alg: str) -> asyncssh.SSHKey:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not path.exists():
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(_new_key(alg).export_private_key())
+    return asyncssh.read_private_key(str(path))
+
+
+def _shared_key(shared: InstallationSecrets, old: Path, name: str, alg: str) -> asyncssh.SSHKey:
+    def make() -> bytes:
+        try:
+            key = asyncssh.read_private_key(str(old))
+        except (OSError, asyncssh.KeyImportError):
+            return bytes(_new_key(alg).export_private_key())
+        if key.get_algorithm() != alg:
+            return bytes(_new_key(alg).export_private_key())
+        log.info("the installation takes this node's SSH host key %s", old)
+        return bytes(key.export_private_key())
+
+    key = asyncssh.import_private_key(shared.get_or_create(name, make))
+    try:
+        if old.exists() and asyncssh.read_private_key(str(old)).public_data != key.public_data:
+            log.warning("%s is not the installation's %s host key and is not used", old, alg)
+    except (OSError, asyncssh.KeyImportError):
+        log.warning("%s is not a readable host key and is not used", old)
+    return key
+
+
+def _operator_key(path: Path) -> asyncssh.SSHKey:
+    """A host key file the operator configured (ssh_host_key_files): Ed25519 or RSA."""
+    try:
+        key = asyncssh.read_private_key(str(path))
+    except OSError as exc:
+        raise Invalid(
+            f"the SSH host key file {path} cannot be read: {exc.strerror or exc}",
+            field="ssh_host_key_files",
+        ) from None
+    except asyncssh.KeyImportError:
+        raise Invalid(
+            f"the SSH host key file {path} is not an unencrypted OpenSSH or PEM private key",
+            field="ssh_host_key_files",
+        ) from None
+    alg = key.get_algorithm()
+    bits = getattr(key.pyca_key, "key_size", 0)
+    if alg not in ("ssh-ed25519", "ssh-rsa") or (alg == "ssh-rsa" and bits < _MIN_RSA_BITS):
+        shown = f"{alg} ({bits} bits)" if alg == "ssh-rsa" else alg
+        raise Invalid(
+            f"the SSH host key file {path} holds a {shown} key; use Ed25519 or RSA of "
+            f"{_MIN_RSA_BITS} bits or more",
+            field="ssh_host_key_files",
+        )
+    return key
 
 
 def _to_sftp_error(exc: DropyardError) -> asyncssh.SFTPError:
@@ -105,6 +174,7 @@ class _ReadHandle:
         self.handle = handle
         self.size = size
         self.read_to_end = False
+        self.sent = 0
 
 
 class _Counter:
@@ -129,9 +199,11 @@ class _Counter:
 
 
 class _SSHServer(asyncssh.SSHServer):
-    def __init__(self, front: SftpFrontEnd) -> None:
+    def __init__(self, front: SftpFrontEnd, *, client: str | None = None) -> None:
         self._front = front
         self._conn: asyncssh.SSHServerConnection | None = None
+        # Behind a load balancer: the client's address from the PROXY header.
+        self._client = client
         self._address = ""
         self._attempts = 0
         self._key_for: dict[str, HostedLogin] = {}
@@ -141,7 +213,7 @@ class _SSHServer(asyncssh.SSHServer):
     def connection_made(self, conn: asyncssh.SSHServerConnection) -> None:
         self._conn = conn
         peer = conn.get_extra_info("peername")
-        self._address = str(peer[0]) if peer else ""
+        self._address = self._client or (str(peer[0]) if peer else "")
         front = self._front
         if front.gateway.defender.is_banned(self._address) or not front.per_address.take(
             self._address
@@ -293,7 +365,9 @@ class _SFTPServer(asyncssh.SFTPServer):
 
         def _open() -> _ReadHandle:
             target, handle = self._session.open_read(path)
-            size = os.fstat(handle.fileno()).st_size if hasattr(handle, "fileno") else 0
+            # Not fstat: an object in S3 has no file descriptor, but every reader can seek.
+            size = handle.seek(0, os.SEEK_END)
+            handle.seek(0)
             return _ReadHandle(target, handle, size)
 
         return await self._threaded(_open)
@@ -303,6 +377,7 @@ class _SFTPServer(asyncssh.SFTPServer):
             raise asyncssh.SFTPPermissionDenied("the file is open for writing")
         file_obj.handle.seek(offset)
         data = file_obj.handle.read(size)
+        file_obj.sent += len(data)
         if offset + len(data) >= file_obj.size:
             file_obj.read_to_end = True
         return data
@@ -317,7 +392,9 @@ class _SFTPServer(asyncssh.SFTPServer):
         if isinstance(file_obj, _ReadHandle):
             file_obj.handle.close()
             if file_obj.read_to_end:
-                await self._threaded(lambda: self._session.finished_read(file_obj.target))
+                await self._threaded(
+                    lambda: self._session.finished_read(file_obj.target, size=file_obj.sent)
+                )
             return
         if not isinstance(file_obj, Upload):
             return
@@ -407,18 +484,21 @@ class SftpFrontEnd:
         *,
         host_keys: list[asyncssh.SSHKeyPair],
         limits: SftpLimits | None = None,
+        proxy: ProxyPolicy | None = None,
     ) -> None:
         self.gateway = gateway
         self.limits = limits or SftpLimits()
+        self._proxy = proxy
+        self._options: asyncssh.SSHServerConnectionOptions | None = None
         self.per_address = _Counter(self.limits.max_sessions_per_address)
         self.per_login = _Counter(self.limits.max_sessions_per_login)
         self._host_keys = host_keys
-        self._server: asyncssh.SSHAcceptor | None = None
+        self._server: asyncssh.SSHAcceptor | ProxiedListener | None = None
         self._connections: set[_SSHServer] = set()
         self.background: set[asyncio.Future[None]] = set()
 
-    def _server_factory(self) -> asyncssh.SSHServer:
-        server = _SSHServer(self)
+    def _server_factory(self, client: str | None = None) -> asyncssh.SSHServer:
+        server = _SSHServer(self, client=client)
         self._connections.add(server)
         return server
 
@@ -443,9 +523,28 @@ class SftpFrontEnd:
             "allow_pty": False,
             "server_version": "Dropyard",
         }
-        self._server = await asyncssh.create_server(self._server_factory, host, port, **options)
-        sockets = self._server.sockets
+        if self._proxy is not None:
+            # Behind a load balancer: accept here, read the PROXY header, then run asyncssh
+            # on the socket (asyncssh.run_server) with the client's address.
+            self._options = asyncssh.SSHServerConnectionOptions(**options)
+            listener = ProxiedListener(self._proxy, self._run_proxied, name="SFTP")
+            self._server = listener
+            return await listener.start(host, port)
+        acceptor = await asyncssh.create_server(self._server_factory, host, port, **options)
+        self._server = acceptor
+        sockets = acceptor.sockets
         return int(sockets[0].getsockname()[1]) if sockets else port
+
+    async def _run_proxied(self, sock: socket.socket, client: Address) -> None:
+        try:
+            await asyncssh.run_server(
+                sock,
+                options=self._options,
+                server_factory=lambda: self._server_factory(client[0]),
+            )
+        except (asyncssh.Error, OSError, TimeoutError) as exc:
+            # Failed logins and dropped clients: _SSHServer has scored and logged them.
+            log.debug("SSH connection from %s ended before login: %s", client[0], exc)
 
     def forget(self, server: _SSHServer) -> None:
         self._connections.discard(server)

@@ -15,10 +15,12 @@ import ssl
 import weakref
 from typing import Any
 
+from aiosmtpd.proxy_protocol import AF, PROTO, V2_CMD, ProxyData
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
 from dropyard.errors import Conflict, DropyardError, NotFound, QuotaExceeded, Transient
 from dropyard.gateway.mail_intake import MailIntake, Notice, Outcome
+from dropyard.gateway.proxy_protocol import ProxyPolicy, plain_address
 
 log = logging.getLogger(__name__)
 
@@ -52,11 +54,54 @@ def _client(session: Session) -> str:
     return str(peer or "")
 
 
+class _ProxiedSMTP(SMTP):
+    """aiosmtpd's SMTP behind a load balancer. aiosmtpd reads the PROXY header (v1 or v2,
+    `proxy_protocol_timeout`) and `_Handler.handle_PROXY` takes the client's address from
+    it; here peers outside the trusted networks are hung up on before anything is read,
+    and the client's address outlives STARTTLS (which starts a new session)."""
+
+    def __init__(self, *args: Any, policy: ProxyPolicy, **kwargs: Any) -> None:
+        super().__init__(*args, proxy_protocol_timeout=policy.timeout, **kwargs)
+        self.policy = policy
+        self.client_peer: tuple[str, int] | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        starting = self.transport is None
+        super().connection_made(transport)
+        if self.client_peer is not None and self.session is not None:
+            # aiosmtpd annotates `peer` as str but keeps the transport's (host, port) there.
+            self.session.peer = self.client_peer  # type: ignore[assignment]
+        elif starting:
+            peer = transport.get_extra_info("peername")
+            address = plain_address(str(peer[0])) if peer else ""
+            if not self.policy.trusts(address):
+                log.info("refusing SMTP connection from %s: not a trusted load balancer", address)
+                transport.close()
+
+
 class _Handler:
     """aiosmtpd's hooks: one instance serves every connection of the listener."""
 
     def __init__(self, front: SmtpFrontEnd) -> None:
         self._front = front
+
+    async def handle_PROXY(  # noqa: N802 - aiosmtpd's hook name
+        self, server: SMTP, session: Session, envelope: Envelope, proxy_data: ProxyData
+    ) -> bool:
+        """A well-formed PROXY header arrived (aiosmtpd closes on a garbled or late one)."""
+        if not isinstance(server, _ProxiedSMTP):
+            return False
+        if proxy_data.command == V2_CMD.LOCAL or proxy_data.family == AF.UNSPEC:
+            return True  # the balancer speaking for itself (a health check)
+        if proxy_data.protocol != PROTO.STREAM or proxy_data.family not in (AF.INET, AF.INET6):
+            log.warning(
+                "closing SMTP connection from %s: PROXY header not for TCP", _client(session)
+            )
+            return False
+        client = (plain_address(str(proxy_data.src_addr)), int(proxy_data.src_port or 0))
+        server.client_peer = client
+        session.peer = client  # type: ignore[assignment]
+        return True
 
     async def handle_EHLO(  # noqa: N802 - aiosmtpd's hook name
         self,
@@ -149,8 +194,10 @@ class SmtpFrontEnd:
         tls_context: ssl.SSLContext | None = None,
         require_starttls: bool = False,
         timeout: float = 120.0,
+        proxy: ProxyPolicy | None = None,
     ) -> None:
         self.intake = intake
+        self._proxy = proxy
         self._hostname = hostname
         self._data_size_limit = data_size_limit
         self._tls_context = tls_context
@@ -162,7 +209,10 @@ class SmtpFrontEnd:
         self._inflight: set[asyncio.Future[Any]] = set()
 
     def _protocol(self) -> SMTP:
-        protocol = SMTP(
+        extra: dict[str, Any] = {}
+        if self._proxy is not None:
+            extra["policy"] = self._proxy
+        protocol = (_ProxiedSMTP if self._proxy is not None else SMTP)(
             self._handler,
             data_size_limit=self._data_size_limit,
             hostname=self._hostname,
@@ -172,6 +222,7 @@ class SmtpFrontEnd:
             timeout=self._timeout,
             auth_exclude_mechanism=["LOGIN", "PLAIN"],
             loop=asyncio.get_running_loop(),
+            **extra,
         )
         self._protocols.add(protocol)
         return protocol

@@ -34,6 +34,7 @@ from dropyard.db.engine import SessionFactory, transaction
 from dropyard.errors import Conflict, DropyardError, Invalid, NotFound
 from dropyard.files.models import File, FileEvent, ScheduledRun
 from dropyard.files.service import FileService, FileView, folder_prefix
+from dropyard.logs import log_context
 from dropyard.outbound.bonus import BonusDetail
 from dropyard.outbound.folder import HostedFolder
 from dropyard.outbound.generators import ActionExport, Generator, PerformanceByDay, Request, Viewer
@@ -132,15 +133,18 @@ class OutboundService:
         if at.tzinfo is None:
             raise Invalid(f"at '{at}' has no time zone", field="at")
         run_id = run_id or str(uuid.uuid4())
-        try:
-            result = self._run(connection_id, run_id, at, range_from, range_to)
-        except Exception as exc:
-            message = exc.message if isinstance(exc, DropyardError) else str(exc)
-            self._finish_scheduled(run_id, "failed", f"failed: {message}")
-            log.warning("outbound run %s of connection %s failed: %s", run_id, connection_id, exc)
-            raise
-        log.info("outbound run %s of connection %s: %s", run_id, connection_id, result.reason)
-        return result
+        with log_context(run_id=run_id):
+            try:
+                result = self._run(connection_id, run_id, at, range_from, range_to)
+            except Exception as exc:
+                message = exc.message if isinstance(exc, DropyardError) else str(exc)
+                self._finish_scheduled(run_id, "failed", f"failed: {message}")
+                log.warning(
+                    "outbound run %s of connection %s failed: %s", run_id, connection_id, exc
+                )
+                raise
+            log.info("outbound run %s of connection %s: %s", run_id, connection_id, result.reason)
+            return result
 
     def _run(
         self,

@@ -44,6 +44,9 @@ class Storage(Protocol):
     def delete(self, key: str) -> bool:
         """True when something was deleted."""
 
+    def check(self) -> None:
+        """Raise a DropyardError when the storage cannot be used now (readiness checks)."""
+
 
 def check_key(key: str) -> list[str]:
     """The segments of a well-formed key; Invalid for anything that could escape."""

@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import BinaryIO
 
-from dropyard.errors import Forbidden, NotFound
+from dropyard.errors import Forbidden, NotFound, Transient
 from dropyard.storage.base import ObjectInfo, check_key
 
 
@@ -113,3 +113,11 @@ class LocalStorage:
             path.unlink()
             return True
         return False
+
+    def check(self) -> None:
+        try:
+            fd, name = tempfile.mkstemp(prefix=".check-", dir=self._root)
+            os.close(fd)
+            os.unlink(name)
+        except OSError as exc:
+            raise Transient(f"the file storage at {self._root} is not writable: {exc}") from exc

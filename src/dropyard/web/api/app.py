@@ -1,5 +1,5 @@
 """The FastAPI application factory: the REST API under /api/v1, its OpenAPI document at
-/api/openapi.json, and /healthz."""
+/api/openapi.json, /healthz, and /readyz and /metrics (web/api/ops.py)."""
 
 from __future__ import annotations
 
@@ -7,9 +7,17 @@ from fastapi import APIRouter, Depends, FastAPI
 
 from dropyard import __version__
 from dropyard.app import Dropyard
-from dropyard.web.api import errors
+from dropyard.web.api import errors, ops
 from dropyard.web.api.deps import caller
-from dropyard.web.api.routes import accounts, connections, credentials, files, ledger, wizard
+from dropyard.web.api.routes import (
+    accounts,
+    connections,
+    credentials,
+    downloads,
+    files,
+    ledger,
+    wizard,
+)
 from dropyard.web.api.wizard_state import StateCodec
 from dropyard.web.ui.app import mount_ui
 
@@ -39,6 +47,9 @@ def create_app(app: Dropyard) -> FastAPI:
     @api.get("/healthz", include_in_schema=False)
     def healthz() -> dict[str, str]:
         return {"status": "ok"}
+
+    api.include_router(ops.router)
+    api.include_router(downloads.router)  # /d/<token>: signed links, no API token
 
     mount_ui(api, app)
     return api

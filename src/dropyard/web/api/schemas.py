@@ -12,12 +12,14 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, SecretStr, computed_field
 
 from dropyard.accounts.models import Role
+from dropyard.connections import trust
 from dropyard.connections.rules import DataType, Direction, Method, Methodology
 from dropyard.credentials.models import CredentialKind
 from dropyard.credentials.service import Provisioned
+from dropyard.remote.base import ProbeReport
 
 # A rate as plain digits, the same whichever database stored it ("0.05", not "0.050000").
 Rate = Annotated[
@@ -162,6 +164,57 @@ class ConnectionOut(_Out):
     created_at: datetime
     last_active_at: datetime | None
     uri: str
+    remote_error: str | None = Field(
+        None, description="Pull/deliver: the last transfer's error, until it is cleared"
+    )
+    remote_error_at: datetime | None = None
+    presented_fingerprint: str | None = Field(
+        None,
+        description="A host key or certificate the server presented instead of the pinned "
+        "one: POST .../approve with it once the partner confirms the change",
+    )
+
+    @computed_field(  # type: ignore[prop-decorator]
+        description="Why the partner's server is not trusted (not pinned yet, or a changed "
+        "key), and the command that fixes it; null when it is"
+    )
+    @property
+    def trust(self) -> str | None:
+        return trust.notice(self)
+
+
+class VerdictOut(_Out):
+    check: str = Field(
+        description="reachable, trusted, login, folder readable, folder writable, pattern matches"
+    )
+    ok: bool
+    detail: str
+
+
+class ProbeOut(BaseModel):
+    """A live test of the partner's server: one verdict per check, the fingerprint of
+    the host key or certificate it presented, and a few names its folder holds."""
+
+    ok: bool = Field(description="Every check passed")
+    verdicts: list[VerdictOut]
+    fingerprint: str | None = Field(description="What the server presented, to pin or approve")
+    sample: list[str]
+
+    @classmethod
+    def of(cls, report: ProbeReport) -> ProbeOut:
+        return cls(
+            ok=report.ok,
+            verdicts=[VerdictOut.model_validate(v) for v in report.verdicts],
+            fingerprint=report.fingerprint,
+            sample=list(report.sample),
+        )
+
+
+class ApproveIn(_In):
+    fingerprint: str = Field(
+        description="The fingerprint the server presents now (SHA256:... for a host key, "
+        "64 hex digits for a certificate), as a test or `presented_fingerprint` shows it"
+    )
 
 
 class NewCredentialIn(_In):
@@ -187,9 +240,15 @@ class ConnectionCreate(_In):
     details: dict[str, Any] | None = None
     credential_id: int | None = Field(None, description="Reuse one of the account's")
     new_credential: NewCredentialIn | None = None
+    pin: str | None = Field(
+        None,
+        description="Pull/deliver over SFTP or FTPS: the fingerprint the review showed "
+        "(`pin` of POST /wizard/review), pinned when the details name none; 409 when the "
+        "server now presents another",
+    )
 
     def flat_fields(self) -> set[str]:
-        return {name for name in self.model_fields_set if name != "state"}
+        return {name for name in self.model_fields_set if name not in ("state", "pin")}
 
 
 class ConnectionCreated(BaseModel):

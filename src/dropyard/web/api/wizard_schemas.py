@@ -8,6 +8,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from dropyard.connections.wizard import Review, StepOptions
+from dropyard.web.api.schemas import ProbeOut
 
 
 class _In(BaseModel):
@@ -104,11 +105,32 @@ class ReviewOut(BaseModel):
     items: list[ReviewItem]
     uri: str
     uri_note: str | None
+    probe: ProbeOut | None = Field(
+        None,
+        description="Pull/deliver: a live test of the partner's server with these details "
+        "and login. A failed one does not block creating",
+    )
+    pin: str | None = Field(
+        None,
+        description="The host key or certificate fingerprint shown: send it back as `pin` "
+        "to POST /connections to pin it",
+    )
 
     @classmethod
-    def of(cls, review: Review) -> ReviewOut:
+    def of(
+        cls,
+        review: Review,
+        *,
+        extra: tuple[tuple[str, str], ...] = (),
+        probe: ProbeOut | None = None,
+        pin: str | None = None,
+    ) -> ReviewOut:
         return cls(
-            items=[ReviewItem(label=label, value=value) for label, value in review.items],
+            items=[
+                ReviewItem(label=label, value=value) for label, value in (*review.items, *extra)
+            ],
             uri=review.uri,
             uri_note=review.uri_note,
+            probe=probe,
+            pin=pin,
         )

@@ -1,5 +1,6 @@
 """Connections of the token's account: create (from a wizard state or in one call), list,
-read, edit details, pause, resume, archive; and each connection's file history."""
+read, edit details, pause, resume, archive; test a remote one live and approve its
+server's new key; and each connection's file history."""
 
 from __future__ import annotations
 
@@ -13,13 +14,16 @@ from dropyard.connections.rules import DataType
 from dropyard.connections.service import STATUSES
 from dropyard.connections.wizard import WizardState
 from dropyard.errors import Invalid
+from dropyard.probing import create_pinned
 from dropyard.web.api.deps import AdminDep, Caller, CallerDep, StatesDep
 from dropyard.web.api.schemas import (
+    ApproveIn,
     ConnectionCreate,
     ConnectionCreated,
     ConnectionOut,
     ConnectionPatch,
     FileOut,
+    ProbeOut,
     ProvisionedOut,
 )
 
@@ -75,7 +79,9 @@ def create_connection(
     body: ConnectionCreate, who: AdminDep, states: StatesDep
 ) -> ConnectionCreated:
     """Create from `state` (a wizard at its review step), or from the connection's fields
-    in one call. A credential made on the way comes back with its one-time secret."""
+    in one call. A credential made on the way comes back with its one-time secret.
+    `pin` (the fingerprint the review showed) is checked against the server once more:
+    409 when it now presents another key."""
     if body.state is not None:
         both = sorted(body.flat_fields())
         if both:
@@ -86,7 +92,7 @@ def create_connection(
         state = _walk(body, who)
         new = "new_credential"
     try:
-        made = who.app.connections.create(who.actor, account=who.account_id, state=state)
+        made = create_pinned(who.app, who.actor, account=who.account_id, state=state, pin=body.pin)
     except Invalid as exc:
         # The pasted key is parsed only when the credential is made: name it as sent.
         raise _rekey(exc, _prefixed("public_key", f"{new}.public_key")) from None
@@ -139,6 +145,25 @@ def resume_connection(connection_id: int, who: CallerDep) -> ConnectionOut:
 def archive_connection(connection_id: int, who: CallerDep) -> ConnectionOut:
     """Archived is final: the connection stops, its history stays."""
     return ConnectionOut.model_validate(who.app.connections.archive(who.actor, connection_id))
+
+
+@router.post("/connections/{connection_id}/test")
+def test_connection(connection_id: int, who: CallerDep) -> ProbeOut:
+    """Connect to the partner's server now (pull/deliver): reachable, trusted, login,
+    folder, pattern. Members and admins; a failed check is an answer, not an error."""
+    who.app.connections.get(who.actor, connection_id)  # another account's: 404
+    who.actor.require_role("member")
+    return ProbeOut.of(who.app.remote.test(who.actor, connection_id))
+
+
+@router.post("/connections/{connection_id}/approve")
+def approve_connection(connection_id: int, body: ApproveIn, who: CallerDep) -> ConnectionOut:
+    """Pin the host key or certificate the server presents now (after the partner
+    changed it); 422 when `fingerprint` is not what it presents. Admins only."""
+    who.app.connections.get(who.actor, connection_id)
+    who.actor.require_role("admin")
+    who.app.remote.approve(who.actor, connection_id, fingerprint=body.fingerprint)
+    return ConnectionOut.model_validate(who.app.connections.get(who.actor, connection_id))
 
 
 @router.get("/connections/{connection_id}/files")

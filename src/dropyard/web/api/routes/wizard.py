@@ -9,9 +9,11 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from dropyard.connections import wizard
+from dropyard.connections import trust, wizard
 from dropyard.connections.wizard import WizardContext, WizardState
+from dropyard.probing import probe_state, review_pin
 from dropyard.web.api.deps import AdminDep, Caller, StatesDep
+from dropyard.web.api.schemas import ProbeOut
 from dropyard.web.api.wizard_schemas import OptionsOut, ReviewOut, StateIn, SubmitIn, WizardOut
 from dropyard.web.api.wizard_state import StateCodec
 
@@ -53,6 +55,20 @@ def back(body: StateIn, who: AdminDep, states: StatesDep) -> WizardOut:
 
 @router.post("/review")
 def review(body: StateIn, who: AdminDep, states: StatesDep) -> ReviewOut:
-    """Everything chosen and the connection's URI; then POST /connections with the state."""
+    """Everything chosen and the connection's URI; then POST /connections with the state
+    (and `pin`). A pull or deliver connection's partner server is tested live: `probe`
+    has each check, the item "Host key" (or "Certificate") what the server presented."""
     state = states.load(body.state, account_id=who.account_id)
-    return ReviewOut.of(wizard.review(state, _context(who)))
+    checked = wizard.review(state, _context(who))
+    report = probe_state(who.app, who.actor, account=who.account_id, state=state)
+    if report is None or state.method is None or state.methodology is None:
+        return ReviewOut.of(checked)
+    line = trust.fingerprint_line(
+        state.method, state.methodology, state.details, report.fingerprint
+    )
+    return ReviewOut.of(
+        checked,
+        extra=(line,) if line else (),
+        probe=ProbeOut.of(report),
+        pin=review_pin(state, report),
+    )

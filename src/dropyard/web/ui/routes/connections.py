@@ -3,7 +3,9 @@ connection's page with its editable settings, and pause, resume and archive.
 
 On that page too: an inbound connection checks a sample file (a dry run: validated as an
 import would, nothing imported; anyone who may see the connection), and an outbound one
-makes its file now or for a past range (admins only).
+makes its file now or for a past range (admins only). A pull or deliver connection is
+tested live against the partner's server (members and admins), and when that server's
+key is not pinned or has changed, an admin approves the key it presents.
 """
 
 from __future__ import annotations
@@ -19,12 +21,14 @@ from fastapi import Depends, Query, Request
 from starlette.datastructures import FormData, UploadFile
 from starlette.responses import Response
 
+from dropyard.connections import trust
 from dropyard.connections.details import FieldSpec, detail_fields
 from dropyard.connections.rules import DATA_TYPES
 from dropyard.connections.service import FIXED_DETAILS, STATUSES, ConnectionView
 from dropyard.credentials.service import CredentialView
 from dropyard.errors import Invalid, NotFound
 from dropyard.files.processing import DryRun
+from dropyard.remote.base import ProbeReport
 from dropyard.web.ui import queries
 from dropyard.web.ui.console import (
     Admin,
@@ -251,6 +255,52 @@ def run_now(
     return redirect(f"/connections/{connection.id}/history")
 
 
+@router.post("/connections/{connection_id}/test")
+def test_connection(
+    request: Request, console: ConsoleDep, who: SignedIn, form: Posted, connection_id: Id
+) -> Response:
+    """Connect to the partner's server now and show each check: members and admins."""
+    app = console.dropyard
+    connection = app.connections.get(who.actor, connection_id)
+    if not trust.probed(connection.method, connection.methodology):
+        raise NotFound("only pull and deliver connections reach a partner's server")
+    who.actor.require_role("member")
+    report = app.remote.test(who.actor, connection.id)
+    connection = app.connections.get(who.actor, connection.id)  # the test may clear an error
+    return _page(request, console, who, connection, probe=report)
+
+
+@router.post("/connections/{connection_id}/approve")
+def approve_key(
+    request: Request, console: ConsoleDep, who: Admin, form: Posted, connection_id: Id
+) -> Response:
+    """Pin the key the server presents now, once the admin confirms it is the partner's."""
+    app = console.dropyard
+    connection = app.connections.get(who.actor, connection_id)
+    fingerprint = text(form, "fingerprint").strip()
+    what = trust.key_label(connection.method).lower()
+    problem = ""
+    if text(form, "confirm") != "yes":
+        problem = f"Confirm that the partner gave you this {what} before approving it."
+    else:
+        try:
+            app.remote.approve(who.actor, connection.id, fingerprint=fingerprint)
+        except Invalid as exc:
+            problem = exc.message
+    if problem:
+        return _page(
+            request,
+            console,
+            who,
+            connection,
+            approve_fingerprint=fingerprint,
+            approve_error=problem,
+            status=422,
+        )
+    console.leave(request, notice=f"The {what} {fingerprint} is pinned; transfers may go on.")
+    return redirect(f"/connections/{connection.id}")
+
+
 def _after_change(
     request: Request, console: Console, form: Any, view: ConnectionView, done: str
 ) -> Response:
@@ -281,6 +331,9 @@ def _page(
     check_error: str = "",
     run_errors: dict[str, str] | None = None,
     run_typed: dict[str, str] | None = None,
+    probe: ProbeReport | None = None,
+    approve_fingerprint: str = "",
+    approve_error: str = "",
 ) -> Response:
     credential: CredentialView | None = None
     if connection.credential_id is not None:
@@ -313,4 +366,23 @@ def _page(
         sample_max_mib=SAMPLE_MAX_BYTES // (1024 * 1024),
         run_errors=run_errors or {},
         run_typed=run_typed or {},
+        probed=trust.probed(connection.method, connection.methodology),
+        can_test=who.user.role in ("member", "admin"),
+        trust_notice=trust.notice(connection),
+        probe=probe,
+        key_label=trust.key_label(connection.method),
+        approve_fingerprint=approve_fingerprint or _to_approve(connection, probe),
+        approve_error=approve_error,
     )
+
+
+def _to_approve(connection: ConnectionView, probe: ProbeReport | None) -> str:
+    """The key an admin may approve: one a transfer refused, or one a test saw that is
+    not the pinned one."""
+    if connection.presented_fingerprint:
+        return connection.presented_fingerprint
+    if trust.pin_detail(connection.method, connection.methodology, connection.details) is None:
+        return ""
+    seen = probe.fingerprint if probe else None
+    pinned = trust.typed_pin(connection.method, connection.methodology, connection.details)
+    return seen if seen and not trust.same(seen, pinned) else ""

@@ -6,6 +6,10 @@ field, sealed (encrypted and authenticated) for this session and account: it may
 the partner's password, and a changed or foreign state is refused. Without JavaScript
 the method step redraws its detail fields when "Update fields" is pressed (or when Next
 is pressed after the method changed); with it, a change redraws them at once.
+
+The review of a pull or deliver connection tests the partner's server live and shows
+its host key (or certificate) and each check; a hidden field carries the key shown to
+"Create", which pins it only if the server still presents it.
 """
 
 from __future__ import annotations
@@ -17,12 +21,13 @@ from fastapi import Request
 from starlette.datastructures import FormData
 from starlette.responses import Response
 
-from dropyard.connections import wizard
+from dropyard.connections import trust, wizard
 from dropyard.connections.rules import CREDENTIAL_KIND_LABELS
 from dropyard.connections.service import Created
 from dropyard.connections.wizard import NewCredential, WizardContext, WizardState
 from dropyard.credentials.keys import parse_public_key
 from dropyard.errors import Conflict, Invalid
+from dropyard.probing import create_pinned, probe_state, review_pin
 from dropyard.web.ui.console import (
     Admin,
     Console,
@@ -88,7 +93,7 @@ def step(request: Request, console: ConsoleDep, who: Admin, form: Posted) -> Res
         note = None if action == "refresh" else _REFRESHED
         return _page(request, console, who, state, ctx, form=form, note=note)
     if action == "create" and state.step == "review":
-        return _create(request, console, who, state, ctx)
+        return _create(request, console, who, state, ctx, pin=text(form, "pin") or None)
     if action != "next" or state.step == "review":
         return _page(request, console, who, state, ctx)
     try:
@@ -164,23 +169,46 @@ def _check_key(state: WizardState) -> None:
 
 
 def _create(
-    request: Request, console: Console, who: Visitor, state: WizardState, ctx: WizardContext
+    request: Request,
+    console: Console,
+    who: Visitor,
+    state: WizardState,
+    ctx: WizardContext,
+    *,
+    pin: str | None,
 ) -> Response:
     try:
-        made = console.dropyard.connections.create(who.actor, account=who.account_id, state=state)
-    except Conflict as exc:  # the new credential's name is taken
-        field = "new.name" if exc.field == "name" else "credential"
-        return _back_to(request, console, who, state, ctx, "credentials", {field: exc.message})
-    except Invalid as exc:
-        errors = exc.errors or {"input": exc.message}
-        if "name" in errors:
-            return _back_to(request, console, who, state, ctx, "direction", errors)
-        if errors.keys() & {"public_key", "credential", "credential_id"}:
-            keyed = {("new.public_key" if k == "public_key" else k): v for k, v in errors.items()}
-            return _back_to(request, console, who, state, ctx, "credentials", keyed)
-        return _page(request, console, who, state, ctx, errors=errors, status=422)
+        made = create_pinned(
+            console.dropyard, who.actor, account=who.account_id, state=state, pin=pin
+        )
+    except (Conflict, Invalid) as exc:
+        if exc.field != "pin":
+            return _refused(request, console, who, state, ctx, exc)
+        # The server's key changed since the review: review again, with what it shows now.
+        return _page(request, console, who, state, ctx, errors={"pin": exc.message}, status=409)
     console.leave(request, notice=f"Connection '{made.connection.name}' created.", **_shown(made))
     return redirect(f"/connections/{made.connection.id}/created")
+
+
+def _refused(
+    request: Request,
+    console: Console,
+    who: Visitor,
+    state: WizardState,
+    ctx: WizardContext,
+    exc: Conflict | Invalid,
+) -> Response:
+    """A refusal of create, shown at the step whose answer it is about."""
+    if isinstance(exc, Conflict):  # the new credential's name is taken
+        field = "new.name" if exc.field == "name" else "credential"
+        return _back_to(request, console, who, state, ctx, "credentials", {field: exc.message})
+    errors = exc.errors or {"input": exc.message}
+    if "name" in errors:
+        return _back_to(request, console, who, state, ctx, "direction", errors)
+    if errors.keys() & {"public_key", "credential", "credential_id"}:
+        keyed = {("new.public_key" if k == "public_key" else k): v for k, v in errors.items()}
+        return _back_to(request, console, who, state, ctx, "credentials", keyed)
+    return _page(request, console, who, state, ctx, errors=errors, status=422)
 
 
 def _shown(made: Created) -> dict[str, Any]:
@@ -261,13 +289,26 @@ def _page(
     elif state.step == "credentials":
         page.update(_credentials_page(console, who, options, selected, state, typed))
     else:
+        page.update(items=(), uri="", uri_note=None, key_line=None, probe=None, pin="")
         try:
             review = wizard.review(state, ctx)
-            page.update(items=review.items, uri=review.uri, uri_note=review.uri_note)
         except Invalid as exc:
             errors.update(exc.errors or {"input": exc.message})
-            page.update(items=(), uri="", uri_note=None)
+        else:
+            page.update(items=review.items, uri=review.uri, uri_note=review.uri_note)
+            page.update(_probe_page(console, who, state))
     return console.render(request, "wizard.html", status=status, visitor=who, **page)
+
+
+def _probe_page(console: Console, who: Visitor, state: WizardState) -> dict[str, Any]:
+    """The live test of the partner's server a review shows, and the key it will pin."""
+    report = probe_state(console.dropyard, who.actor, account=who.account_id, state=state)
+    if report is None or state.method is None or state.methodology is None:
+        return {}
+    line = trust.fingerprint_line(
+        state.method, state.methodology, state.details, report.fingerprint
+    )
+    return {"key_line": line, "probe": report, "pin": review_pin(state, report) or ""}
 
 
 def _method_page(
