@@ -37,7 +37,14 @@ def test_killed_worker_imports_exactly_once_after_restart(tmp_path: Path, databa
         url = fresh_postgres(PG_ADMIN_URL, name)
     else:
         url = f"sqlite:///{tmp_path / 'data' / 'dropyard.db'}"
-    env = {"DROPYARD_LEASE_SECONDS": "3", "DROPYARD_SWEEP_SECONDS": "1"}
+    # The sweep that finds the file again is the scheduler role's; the killed node's
+    # scheduler lease runs out as quickly as its file lease.
+    env = {
+        "DROPYARD_LEASE_SECONDS": "3",
+        "DROPYARD_SWEEP_SECONDS": "1",
+        "DROPYARD_SCHEDULER_LEASE_SECONDS": "3",
+        "DROPYARD_SCHEDULER_LOOP_SECONDS": "1",
+    }
     # First a server without a worker, to provision and upload.
     server = start_server(tmp_path / "data", url, roles="web", extra_env=env)
     try:
@@ -77,7 +84,7 @@ def test_killed_worker_imports_exactly_once_after_restart(tmp_path: Path, databa
             )
 
     # A worker takes the file; kill it hard while it imports.
-    worker = start_server(tmp_path / "data", url, roles="worker", extra_env=env)
+    worker = start_server(tmp_path / "data", url, roles="worker,scheduler", extra_env=env)
     app = worker.app
     deadline = time.monotonic() + 60
     while state() != "processing":
@@ -91,7 +98,7 @@ def test_killed_worker_imports_exactly_once_after_restart(tmp_path: Path, databa
     assert imported() == 0  # the rows and the state commit together: nothing half-done
 
     # After a restart the lease runs out, the file is taken again and imported once.
-    again = start_server(tmp_path / "data", url, roles="worker", extra_env=env)
+    again = start_server(tmp_path / "data", url, roles="worker,scheduler", extra_env=env)
     app = again.app
     try:
         deadline = time.monotonic() + 120

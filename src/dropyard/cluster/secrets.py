@@ -18,6 +18,7 @@ from sqlalchemy import select
 
 from dropyard.cluster.models import InstallationSecret
 from dropyard.cluster.sql import insert_if_missing
+from dropyard.credentials.models import CredentialSecret
 from dropyard.credentials.secrets import SecretBox, SecretError
 from dropyard.db.engine import SessionFactory, transaction
 from dropyard.errors import Terminal
@@ -80,11 +81,28 @@ class InstallationSecrets:
 
     def check_master_key(self) -> None:
         """Refuse (MasterKeyMismatch) unless every installation secret opens with this
-        node's master key; the first node to call it leaves a canary for the next ones."""
+        node's master key; the first node to call it leaves a canary for the next ones.
+        Before there is any (an installation upgraded from one node), one sealed remote
+        credential, if there is one, must open: the first node decides nothing alone."""
         with self._sessions() as session:
             rows = session.execute(select(InstallationSecret.name, InstallationSecret.sealed)).all()
+            earlier = (
+                None
+                if rows
+                else session.execute(
+                    select(CredentialSecret.credential_id, CredentialSecret.sealed_secret)
+                    .where(CredentialSecret.sealed_secret.is_not(None))
+                    .limit(1)
+                ).first()
+            )
         for name, sealed in rows:
             self._open(name, sealed)
+        if earlier is not None:
+            credential_id, sealed_secret = earlier
+            try:
+                self._box.open(sealed_secret or b"", context=f"credential:{credential_id}")
+            except SecretError:
+                raise MasterKeyMismatch() from None
         self.get_or_create(CANARY, lambda: _CANARY_VALUE)
 
     def _open(self, name: str, sealed: bytes) -> bytes:
