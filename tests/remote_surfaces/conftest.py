@@ -131,8 +131,8 @@ def far_side(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FarSide]:
             box=box,
             account_id=account.id,
             sample=made.file.name,
-            # asyncssh's client prefers rsa-sha2 to ssh-ed25519: the RSA key is presented.
-            fingerprint=keygen_fingerprint(app, "ssh_host_rsa_key", work),
-            other_fingerprint=keygen_fingerprint(app, "ssh_host_ed25519_key", work),
+            # Dropyard's client asks for Ed25519 first, as OpenSSH does.
+            fingerprint=keygen_fingerprint(app, "ssh_host_ed25519_key", work),
+            other_fingerprint=keygen_fingerprint(app, "ssh_host_rsa_key", work),
         )
         app.close()

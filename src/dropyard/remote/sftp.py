@@ -22,7 +22,6 @@ from collections.abc import AsyncIterator, Awaitable, Coroutine, Iterable, Itera
 from typing import Any, BinaryIO, TypeVar
 
 import asyncssh
-from asyncssh.public_key import get_default_public_key_algs
 
 from dropyard.errors import DropyardError, Transient
 from dropyard.files.spool import Spool
@@ -41,6 +40,16 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
+# The host key algorithms asked for, in OpenSSH's order of preference: a server with an
+# Ed25519 key presents that one (what its operator will read out), never SHA-1 RSA.
+HOST_KEY_ALGS = (
+    "ssh-ed25519",
+    "ecdsa-sha2-nistp256",
+    "ecdsa-sha2-nistp384",
+    "ecdsa-sha2-nistp521",
+    "rsa-sha2-512",
+    "rsa-sha2-256",
+)
 _BLOCK = 64 * 1024  # one SFTP read or write request
 _DEPTH = 16  # requests in flight per transfer
 _LIST_BATCH = 100  # listing entries taken per turn of the loop (OpenSSH sends 100 a READDIR)
@@ -246,7 +255,7 @@ class SftpFolder:
             # An empty trust list makes asyncssh ask validate_host_public_key; plain keys
             # only (no certificates), so what is pinned is what `ssh-keygen -lf` shows.
             known_hosts=([], [], []),
-            server_host_key_algs=[alg.decode() for alg in get_default_public_key_algs()],
+            server_host_key_algs=list(HOST_KEY_ALGS),
             x509_trusted_certs=None,
             agent_path=None,
             config=[],
