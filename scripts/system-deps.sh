@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the tests use as real clients and servers, when missing.
 set -euo pipefail
-needed=(openssh-client openssh-server sshpass curl lftp swaks chromium postgresql redis-server dovecot-imapd)
+needed=(openssh-client openssh-server sshpass curl lftp swaks chromium postgresql redis-server dovecot-imapd
+        haproxy systemd libnet-ssleay-perl libio-socket-ssl-perl)
 missing=()
 for pkg in "${needed[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")

@@ -352,7 +352,12 @@ class ProxiedListener:
         except asyncio.CancelledError:
             sock.close()
             raise
-        await self._admitted(sock, header.client(peer))
+        client = header.client(peer)
+        try:
+            await self._admitted(sock, client)
+        except Exception:
+            # The front-end's own failure (it handles the expected ones): keep serving.
+            log.exception("%s connection from %s failed", self._name, client[0])
 
     def close(self) -> None:
         if self._accepting is not None:
