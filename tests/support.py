@@ -96,7 +96,11 @@ def start_server(
         time.sleep(0.1)
     ports = json.loads(ports_file.read_text())
     # The in-process services see the server's own settings (queue, mail domain, limits).
-    same = {k[len("DROPYARD_") :].lower(): v for k, v in (extra_env or {}).items()}
+    # List settings travel through the environment as JSON, as pydantic-settings reads them.
+    same = {
+        k[len("DROPYARD_") :].lower(): json.loads(v) if v.startswith(("[", "{")) else v
+        for k, v in (extra_env or {}).items()
+    }
     settings = Settings.model_validate(
         {
             **same,
