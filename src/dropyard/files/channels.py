@@ -58,6 +58,7 @@ class ConnectionResults:
         elif methodology == "pull":
             if details.get("result_folder") and self._remote is not None:
                 self._to_result_folder(
+                    self._remote,
                     connection_id,
                     str(details["result_folder"]),
                     summary,
@@ -72,6 +73,7 @@ class ConnectionResults:
 
     def _to_result_folder(
         self,
+        remote: RemoteResults,
         connection_id: int,
         where: str,
         summary: bytes,
@@ -79,10 +81,9 @@ class ConnectionResults:
     ) -> None:
         """Upload the results to the partner's server. A failure does not fail the import:
         it is logged and noted in the file's history."""
-        assert self._remote is not None
         for name, data in results:
             try:
-                self._remote.deliver(connection_id, name, data)
+                remote.deliver(connection_id, name, data)
             except DropyardError as exc:
                 reason = f"{name} not written to {where}: {exc.message}"
             except OSError as exc:

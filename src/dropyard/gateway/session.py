@@ -283,7 +283,12 @@ class GatewaySession:
         folder, name = target.folder, target.name
         if not folder.inbound:
             raise Forbidden(f"folder '{folder.name}' is read-only: it holds files for you")
-        names.check_upload_name(name)
+        if name.lower().endswith(STAGING_SUFFIXES):
+            # A staging name may be hidden (".x.csv.part"): it is renamed before it counts,
+            # and the name it is renamed to is checked then.
+            names.check_upload_name(name.lstrip("."))
+        else:
+            names.check_upload_name(name)
         key = (folder.connection_id, name)
         staged = self._staged.pop(key, None)
         if staged is not None and resume:

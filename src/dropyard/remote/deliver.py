@@ -40,7 +40,8 @@ RETRY_AFTER: tuple[timedelta, ...] = (
     timedelta(minutes=60),
 )
 MAX_ATTEMPTS = len(RETRY_AFTER) + 1
-LEASE = timedelta(minutes=30)
+# A claim outlives the attempt it covers: the session's own time limit, and this margin.
+LEASE_MARGIN = timedelta(minutes=5)
 _MB = 1024 * 1024
 
 
@@ -172,6 +173,7 @@ class Deliverer:
                 file_id, state, attempts, f"not delivered: the connection is {status}"
             )
         token = str(uuid.uuid4())
+        lease = timedelta(seconds=max(self._limits().remaining(), 0.0)) + LEASE_MARGIN
         with transaction(self._sessions) as session:
             done = session.execute(
                 update(File)
@@ -182,7 +184,7 @@ class Deliverer:
                 )
                 .values(
                     claim_token=token,
-                    lease_until=now + LEASE,
+                    lease_until=now + lease,
                     attempts=File.attempts + 1,
                     updated_at=now,
                 )

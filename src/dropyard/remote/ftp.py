@@ -283,7 +283,7 @@ class FtpFolder:
             self._ftp.delete(name)
 
     def probe_writable(self) -> bool:
-        name = f".dropyard-probe-{secrets.token_hex(6)}"
+        name = f".dropyard-probe-{secrets.token_hex(6)}.part"
         try:
             self.upload(name, io.BytesIO(_PROBE), len(_PROBE))
         except RemoteRefused as exc:

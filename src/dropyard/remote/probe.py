@@ -10,14 +10,13 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager
-from fnmatch import fnmatchcase
 from typing import Any
 
 from dropyard.connections import trust
-from dropyard.errors import DropyardError, Invalid
-from dropyard.files import names
+from dropyard.errors import DropyardError
 from dropyard.remote.base import ProbeReport, RemoteFolder, Verdict
 from dropyard.remote.pull import Mailbox
+from dropyard.remote.selection import takes
 
 log = logging.getLogger(__name__)
 
@@ -29,17 +28,6 @@ _SAMPLE_MESSAGES = 3
 _SAMPLE_MESSAGE_BYTES = 5 * 1024 * 1024
 
 AttachmentReader = Callable[[bytes], list[tuple[str, bytes]]]
-
-
-def takes(name: str, pattern: str) -> bool:
-    """Whether a pull would take a file of this name (pattern and name rules)."""
-    if name.startswith(".") or names.is_reserved(name) or not fnmatchcase(name, pattern):
-        return False  # passed over, or said by the pull
-    try:
-        names.check_upload_name(name)
-    except Invalid:
-        return False
-    return True
 
 
 def _checks_of(method: str, methodology: str, details: Mapping[str, Any]) -> tuple[str, ...]:
@@ -144,7 +132,7 @@ class Checks:
             )
         return True
 
-    def no_login(self, pending: bool) -> ProbeReport:
+    def no_login(self, pending: bool, presented: str | None = None) -> ProbeReport:
         self.add(
             "login",
             False,
@@ -153,7 +141,7 @@ class Checks:
             if pending
             else "there is no credential to log in with",
         )
-        return self.report(None)
+        return self.report(presented)
 
     def login_failed(self, message: str, presented: str | None) -> ProbeReport:
         self.add("login", False, message)
@@ -174,13 +162,20 @@ class Checks:
             self._stage_failed(exc, username)
             return self.report(presented)
         with session:
+            self._verdicts.setdefault(
+                "reachable", Verdict("reachable", True, "the server answered")
+            )
             self.add("login", True, f"logged in as '{username}'")
             try:
                 self._list(session, where)
-                if self._methodology == "deliver":
-                    self._writable(session, where)
             except DropyardError as exc:
                 self.add("folder readable", False, exc.message)
+                return self.report(presented)
+            if self._methodology == "deliver":
+                try:
+                    self._writable(session, where)
+                except DropyardError as exc:
+                    self.add("folder writable", False, exc.message)
         if result is not None and self._verdicts.get("folder readable", _NO).ok:
             result_folder = str(self._details.get("result_folder"))
             try:

@@ -17,13 +17,14 @@ from __future__ import annotations
 import io
 import logging
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from fnmatch import fnmatchcase
 from typing import Any, Protocol
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from dropyard.accounts.actors import SYSTEM
@@ -36,15 +37,14 @@ from dropyard.files.spool import Spool
 from dropyard.jobs.scheduler import RunState
 from dropyard.remote.base import Limits, RemoteEntry, RemoteError, RemoteFolder, RemoteRefused
 from dropyard.remote.models import RemoteTaken
+from dropyard.remote.selection import TAKEN_BATCH, select_candidates, taken_lookup, unchanged
 
 log = logging.getLogger(__name__)
 
 SOURCES = {"sftp": "sftp-pull", "ftp": "ftp-pull", "email": "imap-pull"}
-TAKEN_BATCH = 500  # names looked up in `remote_taken` per query
 _SHOWN = 5  # names or reasons a run's reason spells out; the rest are counted
 
 Sleep = Callable[[float], None]
-TakenLookup = Callable[[Sequence[RemoteEntry]], set[tuple[str, int, int]]]
 
 
 # -- what the service gives a run -------------------------------------------------------
@@ -195,117 +195,6 @@ def _names(found: Sequence[str]) -> str:
     return shown + (f" and {len(found) - _SHOWN} more" if len(found) > _SHOWN else "")
 
 
-# -- the filter -------------------------------------------------------------------------
-
-
-@dataclass
-class Selection:
-    """What a first listing leaves: the candidates (at most the cap), and what it skipped."""
-
-    candidates: list[RemoteEntry]
-    skipped: list[str]
-    skipped_count: int
-    more: int  # matching names past the cap, left for the next run
-
-
-def select_candidates(
-    entries: Iterable[RemoteEntry],
-    *,
-    pattern: str,
-    cap: int,
-    taken: TakenLookup,
-    batch: int = TAKEN_BATCH,
-) -> Selection:
-    """Stream `entries` through the filter, keeping only candidates in memory.
-
-    Names starting with "." (the partner's uploads in flight, by convention) and
-    Dropyard's own receipt_/result_ names are passed over in silence; a name that matches
-    the pattern but breaks the upload name rules (`../../app.py`) is skipped and said."""
-    selection = Selection([], [], 0, 0)
-    pending: list[RemoteEntry] = []
-
-    def flush() -> None:
-        if not pending:
-            return
-        seen = taken(pending)
-        for entry in pending:
-            if (entry.name, entry.size, entry.mtime) in seen:
-                continue
-            if len(selection.candidates) < cap:
-                selection.candidates.append(entry)
-            else:
-                selection.more += 1
-        pending.clear()
-
-    for entry in entries:
-        name = entry.name
-        if _quiet(name):
-            continue
-        if not fnmatchcase(name, pattern):
-            continue
-        try:
-            names.check_upload_name(name)
-        except Invalid as exc:
-            selection.skipped_count += 1
-            if len(selection.skipped) < _SHOWN:
-                selection.skipped.append(exc.message)
-            continue
-        if len(selection.candidates) >= cap:
-            # Past the cap nothing is looked up: the next run sees these again.
-            selection.more += 1
-            continue
-        pending.append(entry)
-        if len(pending) >= batch:
-            flush()
-    flush()
-    return selection
-
-
-def _quiet(name: str) -> bool:
-    """Names passed over without a word: hidden ones (uploads in flight, by convention)
-    and Dropyard's own receipts and results. A "hidden" name that is really a path
-    (`../../app.py`) is not quiet: it is said."""
-    hidden = name.startswith(".") and "/" not in name and "\\" not in name
-    return hidden or names.is_reserved(name)
-
-
-def unchanged(
-    candidates: Sequence[RemoteEntry], second: Iterable[RemoteEntry]
-) -> tuple[list[RemoteEntry], list[str]]:
-    """The candidates a second listing shows with the same size and mtime, and the names
-    of those that changed or went away (taken once they hold still)."""
-    wanted = {entry.name: entry for entry in candidates}
-    stable: list[RemoteEntry] = []
-    changed: list[str] = []
-    for entry in second:
-        first = wanted.pop(entry.name, None)
-        if first is None:
-            continue
-        if (entry.size, entry.mtime) == (first.size, first.mtime):
-            stable.append(first)
-        else:
-            changed.append(entry.name)
-    changed.extend(wanted)
-    return stable, changed
-
-
-def taken_lookup(sessions: SessionFactory, connection_id: int) -> TakenLookup:
-    """One query per batch: which of these (name, size, mtime) were taken before."""
-
-    def lookup(batch: Sequence[RemoteEntry]) -> set[tuple[str, int, int]]:
-        wanted = {entry.name for entry in batch}
-        with sessions() as session:
-            rows = session.execute(
-                select(RemoteTaken.name, RemoteTaken.size, RemoteTaken.mtime).where(
-                    RemoteTaken.connection_id == connection_id,
-                    RemoteTaken.name.in_(wanted),
-                )
-            )
-            return {(name, size, mtime) for name, size, mtime in rows}
-
-    return lookup
-
-
 def _remember(connection_id: int, name: str, size: int, mtime: int) -> OnRecord:
     def add(session: Session, views: Sequence[FileView]) -> None:
         first = views[0]
@@ -358,8 +247,9 @@ class Puller:
         pattern = str(target.details.get("file_pattern") or "*")
         wait = float(target.details.get("stable_seconds") or 0) if self._stable_check else 0.0
         tally = _Tally()
-        folder = self._access.open_folder(target, limits)
+        session = _Session(self._access, target, limits)
         try:
+            folder = session.get()
             selection = select_candidates(
                 folder.list(),
                 pattern=pattern,
@@ -371,17 +261,14 @@ class Puller:
             stable = selection.candidates
             if stable and wait > 0:
                 # A long wait would outlast the server's idle timeout: log in again after.
-                reopen = wait > limits.idle_timeout / 2
-                if reopen:
-                    folder.close()
+                if wait > limits.idle_timeout / 2:
+                    session.drop()
                 self._sleep(wait)
-                if reopen:
-                    folder = self._access.open_folder(target, limits)
-                stable, tally.changing = unchanged(stable, folder.list())
+                stable, tally.changing = unchanged(stable, session.get().list())
             stable.sort(key=lambda e: (e.mtime, e.name))
-            self._take_all(target, limits, folder, stable, tally)
+            self._take_all(target, limits, session, stable, tally)
         finally:
-            folder.close()
+            session.drop()
         nothing = f"nothing new in {target.where} matches '{pattern}'"
         return tally.state(), tally.reason(nothing=nothing), tally
 
@@ -389,7 +276,7 @@ class Puller:
         self,
         target: Target,
         limits: Limits,
-        folder: RemoteFolder,
+        session: _Session,
         entries: Sequence[RemoteEntry],
         tally: _Tally,
     ) -> None:
@@ -402,15 +289,29 @@ class Puller:
                     tally.notes.append("the run reached its time limit")
                     break
                 try:
+                    folder = session.get()
+                except (RemoteError, RemoteRefused) as exc:  # the server is gone: next run
+                    tally.failed.extend(f"{e.name}: {exc.message}" for e in entries[index:])
+                    break
+                try:
                     view = self._take(target, folder, entry)
-                except (DropyardError, OSError) as exc:
-                    tally.failed.append(f"{entry.name}: {_message(exc)}")
+                except RemoteError as exc:
+                    # A stalled or broken session: the next file gets a fresh one.
+                    session.drop()
+                    tally.failed.append(f"{entry.name}: {exc.message}")
                     log.warning(
                         "pull of connection %s: %s failed: %s",
                         target.connection_id,
                         entry.name,
-                        _message(exc),
+                        exc.message,
                     )
+                    continue
+                except IntegrityError:  # another run took this very version just now
+                    tally.notes.append(f"{entry.name} was taken by another run")
+                    continue
+                except Exception as exc:
+                    tally.failed.append(f"{entry.name}: {_message(exc)}")
+                    _log_failure(target, entry.name, exc)
                     continue
                 if view is None:
                     tally.changing.append(entry.name)
@@ -492,8 +393,12 @@ class Puller:
                         tally.skip(f"message {uid} refused: {problem}")
                         continue
                     views = self._commit_message(target, key, size, received, parts)
-                except (DropyardError, OSError) as exc:
+                except IntegrityError:
+                    tally.notes.append(f"message {uid} was taken by another run")
+                    continue
+                except Exception as exc:
                     tally.failed.append(f"message {uid}: {_message(exc)}")
+                    _log_failure(target, f"message {uid}", exc)
                     continue
                 tally.taken.extend(v.name for v in views)
                 tally.file_ids.extend(v.id for v in views)
@@ -574,10 +479,41 @@ def _refusal(parts: Sequence[tuple[str, bytes]], pattern: str) -> str | None:
     return None
 
 
+def _log_failure(target: Target, what: str, exc: Exception) -> None:
+    if isinstance(exc, DropyardError | OSError):
+        log.warning("pull of connection %s: %s failed: %s", target.connection_id, what, exc)
+    else:
+        log.exception("pull of connection %s: %s failed unexpectedly", target.connection_id, what)
+
+
 def _message(exc: BaseException) -> str:
     if isinstance(exc, DropyardError):
         return exc.message
     return f"local error: {exc.strerror or exc}" if isinstance(exc, OSError) else "internal error"
+
+
+class _Session:
+    """A run's session with the partner's folder, opened when needed and replaced after
+    it broke (a stalled transfer leaves a session that can only be closed)."""
+
+    def __init__(self, access: Access, target: Target, limits: Limits) -> None:
+        self._access = access
+        self._target = target
+        self._limits = limits
+        self._folder: RemoteFolder | None = None
+
+    def get(self) -> RemoteFolder:
+        if self._folder is None:
+            self._folder = self._access.open_folder(self._target, self._limits)
+        return self._folder
+
+    def drop(self) -> None:
+        folder, self._folder = self._folder, None
+        if folder is not None:
+            try:
+                folder.close()
+            except (DropyardError, OSError):
+                log.debug("closing a session failed", exc_info=True)
 
 
 class _Receipts:

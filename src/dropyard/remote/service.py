@@ -224,30 +224,36 @@ class RemoteService:
         if method == "email" and methodology == "deliver":
             return checks.relay(self._relay)
         try:
-            endpoint = self._endpoint(method, details, None)
+            endpoint = self._endpoint(method, methodology, details, None)
         except (RemoteError, RemoteRefused) as exc:
             return checks.unreachable(exc.message)
-        if login is None or login.key_pair_pending:
-            if method != "email":
-                checks.reached(f"{endpoint.host}:{endpoint.port} was not contacted")
-            return checks.no_login(login is not None)
-        try:
-            full = replace(endpoint, **self._secret(login))
-        except DropyardError as exc:
-            return checks.login_failed(exc.message, None)
+        no_login = login is None or login.key_pair_pending
         if method == "email":
+            if login is None or no_login:
+                return checks.no_login(login is not None)
+            try:
+                full = replace(endpoint, **self._secret(login))
+            except DropyardError as exc:
+                return checks.login_failed(exc.message, None)
             return checks.mailbox(lambda: self._mailbox(full), self._attachments, full.username)
         opener = self._opener(method)
         presented: str | None = None
         if trust.pin_detail(method, methodology, details) is not None:
+            # Seen before any credential is sent, so a review shows it whatever the login.
             try:
                 presented = self._presented(opener, endpoint, method, self._limits())
             except (RemoteError, RemoteRefused) as exc:
                 return checks.unreachable(exc.message, stage=exc.stage)
-        checks.reached(f"{endpoint.host}:{endpoint.port} answered")
+            checks.reached(f"{endpoint.host}:{endpoint.port} answered")
         what = "host key" if method == "sftp" else "certificate"
         if not checks.trusted(what=what, presented=presented, pinned=pinned, creating=creating):
             return checks.report(presented)
+        if login is None or no_login:
+            return checks.no_login(login is not None, presented)
+        try:
+            full = replace(endpoint, **self._secret(login))
+        except DropyardError as exc:
+            return checks.login_failed(exc.message, presented)
         # Log in only to the server just seen: a different one now fails the trust check.
         full = replace(full, pin=presented)
         result_folder = details.get("result_folder") if methodology == "pull" else None
@@ -286,7 +292,7 @@ class RemoteService:
                 field="fingerprint",
             )
         what = "host key" if target.method == "sftp" else "certificate"
-        endpoint = self._endpoint(target.method, target.details, None)
+        endpoint = self._endpoint(target.method, target.methodology, target.details, None)
         presented = self._presented(
             self._opener(target.method), endpoint, target.method, self._limits()
         )
@@ -463,13 +469,17 @@ class RemoteService:
     def open_folder(
         self, target: Target, limits: Limits, *, folder: str | None = None
     ) -> RemoteFolder:
-        endpoint = self._endpoint(target.method, target.details, target.credential_id)
+        endpoint = self._endpoint(
+            target.method, target.methodology, target.details, target.credential_id
+        )
         if folder is not None:
             endpoint = replace(endpoint, folder=folder)
         return self._opener(target.method)(endpoint, limits)
 
     def open_mailbox(self, target: Target, limits: Limits) -> Mailbox:
-        endpoint = self._endpoint(target.method, target.details, target.credential_id)
+        endpoint = self._endpoint(
+            target.method, target.methodology, target.details, target.credential_id
+        )
         if self._open_mailbox is None:
             raise RemoteRefused("this installation cannot read mailboxes", stage="reach")
         return self._open_mailbox(endpoint, limits)
@@ -482,15 +492,21 @@ class RemoteService:
             yield box
 
     def _endpoint(
-        self, method: str, details: Mapping[str, Any], login: int | RemoteLogin | None
+        self,
+        method: str,
+        methodology: str,
+        details: Mapping[str, Any],
+        login: int | RemoteLogin | None,
     ) -> Endpoint:
+        """Where and as whom to connect: the network guard's address, the pin, the
+        credential. The one place a connection's details become an Endpoint."""
         host = str(details.get("host") or "")
         try:
             port = int(details.get("port") or 0)
         except (TypeError, ValueError):
             port = 0
         address = self._guard.check(host, port)
-        key = trust.pin_detail(method, "pull", details)
+        key = trust.pin_detail(method, methodology, details)
         pin = details.get(key) if key else None
         if isinstance(login, int):
             login = RemoteLogin(credential_id=login)

@@ -177,7 +177,7 @@ class SftpFolder:
 
     def probe_writable(self) -> bool:
         sftp = self._session("folder")
-        path = self._path(f".dropyard-probe-{secrets.token_hex(6)}")
+        path = self._path(f".dropyard-probe-{secrets.token_hex(6)}.part")
         try:
             return self._run(self._probe(sftp, path), stage="folder", doing="the write")
         finally:
