@@ -108,3 +108,16 @@ def app(settings: Settings) -> Iterator[Dropyard]:
     dropyard = build(settings)
     yield dropyard
     dropyard.close()
+
+
+@pytest.hookimpl(trylast=True)  # after the fixtures' own teardown (pages, contexts)
+def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> None:
+    """Stop the browser after the last of a run of browser tests (tests/ui/browser.py):
+    a started sync Playwright keeps an event loop running that other tests must not meet."""
+    if nextitem is not None and "browser" in getattr(nextitem, "fixturenames", ()):
+        return
+    try:
+        from tests.ui.browser import stop_browser
+    except ImportError:  # no playwright installed: no browser was started
+        return
+    stop_browser()

@@ -65,7 +65,13 @@ TABLE: dict[tuple[str, str, str], tuple[set[str], dict[str, Any]]] = {
     ),
     ("inbound", "pull", "email"): (
         {"host", "file_pattern"},
-        {"port": 993, "folder": "INBOX", "plain_imap": False, **PULL_COMMON},
+        {
+            "port": 993,
+            "folder": "INBOX",
+            "plain_imap": False,
+            "certificate_fingerprint": None,
+            **PULL_COMMON,
+        },
     ),
     ("outbound", "hosted", "sftp"): (set(), {"retention_days": 30, **OUTBOUND}),
     ("outbound", "hosted", "ftp"): (

@@ -33,6 +33,7 @@ def imap_pull(flow: Flow, server: ImapServer, mailbox: str, **more: object) -> i
             "port": server.ports["imaps"],
             "folder": mailbox,
             "file_pattern": "*.csv",
+            "certificate_fingerprint": server.certificate.fingerprint,
             **more,
         },
         username=USER,
@@ -93,6 +94,7 @@ def test_a_wrong_mailbox_password_fails_the_run(flow: Flow, imap_server: ImapSer
             "port": imap_server.ports["imaps"],
             "folder": mailbox,
             "file_pattern": "*.csv",
+            "certificate_fingerprint": imap_server.certificate.fingerprint,
         },
         username=USER,
         password="wrong",
@@ -136,10 +138,16 @@ def test_a_mailbox_test_looks_at_a_few_messages_without_taking_them(
 
     assert [(v.check, v.ok) for v in report.verdicts] == [
         ("reachable", True),
+        ("trusted", True),
         ("login", True),
         ("folder readable", True),
         ("pattern matches", True),
     ]
     assert report.sample == ("a.csv",)
     assert imap_server.flags(mailbox, uid) == set()  # not even \Seen
-    assert [(v.check, v.ok) for v in wrong.verdicts][:2] == [("reachable", True), ("login", False)]
+    assert report.fingerprint == imap_server.certificate.fingerprint
+    assert [(v.check, v.ok) for v in wrong.verdicts][:3] == [
+        ("reachable", True),
+        ("trusted", True),
+        ("login", False),
+    ]

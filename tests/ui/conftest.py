@@ -1,9 +1,9 @@
 """The console in a real browser: one server per database per test session (see
-server.py) and one headless Chromium for the session.
+server.py) and one headless Chromium (tests/ui/browser.py).
 
 Every UI test runs on SQLite; those that take `any_console` run on PostgreSQL too. All UI
 tests share one xdist group, so one worker starts one browser. A signed-in browser
-context per user is kept for the session (signing in costs an argon2 check), and tests
+context per user is kept while the browser lives (signing in costs an argon2 check), and tests
 that are about sessions or cookies take a fresh context from `new_page`.
 """
 
@@ -19,7 +19,6 @@ from tests.conftest import PG_ADMIN_URL, _postgres_available, _worker
 from tests.support import drop_postgres, fresh_postgres
 from tests.ui.server import (
     CHROMIUM,
-    CHROMIUM_ARGS,
     SCREENSHOTS,
     Console,
     User,
@@ -27,7 +26,9 @@ from tests.ui.server import (
 )
 
 try:
-    from playwright.sync_api import Browser, BrowserContext, Page, sync_playwright
+    from playwright.sync_api import Browser, BrowserContext, Page
+
+    from tests.ui.browser import kept_contexts, shared_browser
 except ImportError:  # the browser tests need playwright; CI has it
     if os.environ.get("CI"):
         raise
@@ -66,19 +67,15 @@ def any_console(request: pytest.FixtureRequest) -> Console:
     return found
 
 
-@pytest.fixture(scope="session")
-def browser() -> Iterator[Browser]:
+@pytest.fixture
+def browser() -> Browser:
+    """The process's browser (tests/ui/browser.py), started on first use."""
     if not Path(CHROMIUM).exists():
         if os.environ.get("CI"):
             pytest.fail(f"{CHROMIUM} is missing; CI must run the browser tests")
         pytest.skip(f"{CHROMIUM} is missing (apt-get install chromium)")
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(
-            executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True
-        )
-        yield launched
-        launched.close()
+    return shared_browser()
 
 
 def _context(
@@ -109,12 +106,9 @@ def new_page(browser: Browser) -> Iterator[NewPage]:
         context.close()
 
 
-@pytest.fixture(scope="session")
-def _signed_in_contexts(browser: Browser) -> Iterator[dict[tuple[str, str, bool], BrowserContext]]:
-    contexts: dict[tuple[str, str, bool], BrowserContext] = {}
-    yield contexts
-    for context in contexts.values():
-        context.close()
+@pytest.fixture
+def _signed_in_contexts(browser: Browser) -> dict[tuple[str, str, bool], BrowserContext]:
+    return kept_contexts()
 
 
 SignedIn = Callable[..., Page]

@@ -543,6 +543,8 @@ class ImapPullDetails(_Details):
     file_pattern: FilePattern = _f("file_pattern")
     delete_after_pull: bool = _f("delete_after_pull", False)
     plain_imap: bool = _f("plain_imap", False)
+    # IMAPS is pinned like FTPS: a password must not reach a server in the middle.
+    certificate_fingerprint: CertificateFingerprint | None = _f("certificate_fingerprint", None)
     schedule: Schedule = _f("schedule", "hourly")
     timezone: TimeZone = _f("timezone", "UTC")
     allow_extra_columns: bool = _f("allow_extra_columns", False)

@@ -26,12 +26,15 @@ CHECKS = (
 
 def pin_detail(method: str, methodology: str, details: Mapping[str, Any]) -> str | None:
     """The detail that pins the partner's server: its SSH host key (SFTP) or TLS
-    certificate (FTPS); None where there is nothing to pin (hosted, email, plain FTP)."""
+    certificate (FTPS, IMAPS); None where there is nothing to pin (hosted, email push and
+    deliver, plain FTP, plain IMAP)."""
     if methodology not in ("pull", "deliver"):
         return None
     if method == "sftp":
         return "host_key_fingerprint"
     if method == "ftp" and not details.get("plain_ftp"):
+        return "certificate_fingerprint"
+    if method == "email" and methodology == "pull" and not details.get("plain_imap"):
         return "certificate_fingerprint"
     return None
 

@@ -34,7 +34,7 @@ def _checks_of(method: str, methodology: str, details: Mapping[str, Any]) -> tup
     if method == "email" and methodology == "deliver":
         return ("mail relay",)
     if method == "email":
-        return ("reachable", "login", "folder readable", "pattern matches")
+        return ("reachable", "trusted", "login", "folder readable", "pattern matches")
     found = ["reachable", "trusted", "login", "folder readable"]
     if methodology == "deliver" or details.get("result_folder"):
         found.append("folder writable")
@@ -48,6 +48,7 @@ class Checks:
 
     def __init__(self, *, method: str, methodology: str, details: Mapping[str, Any]) -> None:
         self._order = _checks_of(method, methodology, details)
+        self._plain = "plain IMAP" if method == "email" else "plain FTP"
         self._methodology = methodology
         self._details = details
         self._pattern = str(details.get("file_pattern") or "*")
@@ -105,7 +106,11 @@ class Checks:
     ) -> bool:
         """The trust verdict; whether the test goes on to log in."""
         if presented is None:
-            return self.add("trusted", True, "plain FTP: no certificate to check (allowed)")
+            return self.add(
+                "trusted",
+                True,
+                f"{self._plain}: no certificate to check (allowed: the connection says so)",
+            )
         if pinned:
             if trust.same(pinned, presented):
                 return self.add("trusted", True, f"the {what} {presented} is the pinned one")
@@ -190,6 +195,8 @@ class Checks:
         open_box: Callable[[], AbstractContextManager[Mailbox]],
         attachments: AttachmentReader | None,
         username: str,
+        *,
+        presented: str | None = None,
     ) -> ProbeReport:
         where = str(self._details.get("folder") or "INBOX")
         try:
@@ -205,7 +212,7 @@ class Checks:
                 self._message_sample(box, waiting, attachments)
         except DropyardError as exc:
             self._stage_failed(exc, username)
-        return self.report(None)
+        return self.report(presented)
 
     # -- helpers ------------------------------------------------------------------------
 

@@ -60,8 +60,16 @@ class Guard(Protocol):
     def check(self, host: str, port: int) -> str: ...
 
 
+class PinnedMailbox(Mailbox, Protocol):
+    """A mailbox session that says which certificate it saw (remote/imap.py's)."""
+
+    @property
+    def presented(self) -> str:
+        """The certificate's fingerprint ("" without TLS), as `RemoteFolder.presented`."""
+
+
 class MailboxOpener(Protocol):
-    def __call__(self, endpoint: Endpoint, limits: Limits) -> Mailbox: ...
+    def __call__(self, endpoint: Endpoint, limits: Limits) -> PinnedMailbox: ...
 
 
 class RunRecorder(Protocol):
@@ -228,20 +236,11 @@ class RemoteService:
         except (RemoteError, RemoteRefused) as exc:
             return checks.unreachable(exc.message)
         no_login = login is None or login.key_pair_pending
-        if method == "email":
-            if login is None or no_login:
-                return checks.no_login(login is not None)
-            try:
-                full = replace(endpoint, **self._secret(login))
-            except DropyardError as exc:
-                return checks.login_failed(exc.message, None)
-            return checks.mailbox(lambda: self._mailbox(full), self._attachments, full.username)
-        opener = self._opener(method)
         presented: str | None = None
         if trust.pin_detail(method, methodology, details) is not None:
             # Seen before any credential is sent, so a review shows it whatever the login.
             try:
-                presented = self._presented(opener, endpoint, method, self._limits())
+                presented = self._presented(method, endpoint, self._limits())
             except (RemoteError, RemoteRefused) as exc:
                 return checks.unreachable(exc.message, stage=exc.stage)
             checks.reached(f"{endpoint.host}:{endpoint.port} answered")
@@ -256,6 +255,14 @@ class RemoteService:
             return checks.login_failed(exc.message, presented)
         # Log in only to the server just seen: a different one now fails the trust check.
         full = replace(full, pin=presented)
+        if method == "email":
+            return checks.mailbox(
+                lambda: self._mailbox(full),
+                self._attachments,
+                full.username,
+                presented=presented,
+            )
+        opener = self._opener(method)
         result_folder = details.get("result_folder") if methodology == "pull" else None
         return checks.folder(
             lambda: opener(full, self._limits()),
@@ -266,13 +273,19 @@ class RemoteService:
             username=full.username,
         )
 
-    @staticmethod
-    def _presented(opener: Opener, endpoint: Endpoint, method: str, limits: Limits) -> str:
+    def _presented(self, method: str, endpoint: Endpoint, limits: Limits) -> str:
         """What the server presents, learnt without sending a credential: a pin nothing
-        matches makes the client stop at the trust check."""
+        matches makes the client stop at the trust check (a mailbox's before LOGIN)."""
         bogus = probing.UNMATCHABLE_SSH if method == "sftp" else probing.UNMATCHABLE_TLS
+        unmatchable = replace(endpoint, pin=bogus, password=None, private_key=None)
         try:
-            folder = opener(replace(endpoint, pin=bogus, password=None), limits)
+            if method == "email":
+                if self._open_mailbox is None:
+                    raise RemoteRefused("this installation cannot read mailboxes", stage="reach")
+                box = self._open_mailbox(unmatchable, limits)
+                with box:  # a client that checks nothing: take what it saw
+                    return box.presented
+            folder = self._opener(method)(unmatchable, limits)
         except NotTrusted as exc:
             return exc.presented
         folder.close()  # a client that checks nothing: take what it saw
@@ -293,9 +306,7 @@ class RemoteService:
             )
         what = "host key" if target.method == "sftp" else "certificate"
         endpoint = self._endpoint(target.method, target.methodology, target.details, None)
-        presented = self._presented(
-            self._opener(target.method), endpoint, target.method, self._limits()
-        )
+        presented = self._presented(target.method, endpoint, self._limits())
         if not trust.same(fingerprint, presented):
             raise Invalid(
                 f"{fingerprint.strip()[:100]} is not the {what} the server presents now "

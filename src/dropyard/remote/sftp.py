@@ -1,10 +1,11 @@
 """The SFTP client (asyncssh) behind the `RemoteFolder` contract.
 
-Workers are threads, so each session owns a private event loop and runs one operation at a
-time on it. The host key is checked against the pin during the key exchange, before any
-credential is sent. Every server round trip is bounded by the idle timeout and the session's
-deadline, reads and writes are pipelined, and every asyncssh or socket error leaves this
-module as a `RemoteError`, `RemoteRefused` or `NotTrusted`.
+Workers are threads, so each session owns a private event loop, running in a thread of its
+own (a caller's own loop, or a browser driver's, does not matter), and runs one operation
+at a time on it. The host key is checked against the pin during the key exchange, before
+any credential is sent. Every server round trip is bounded by the idle timeout and the
+session's deadline, reads and writes are pipelined, and every asyncssh or socket error
+leaves this module as a `RemoteError`, `RemoteRefused` or `NotTrusted`.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import os
 import posixpath
 import secrets
 import stat
+import threading
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Coroutine, Iterable, Iterator, Sequence
 from typing import Any, BinaryIO, TypeVar
@@ -110,6 +112,10 @@ class SftpFolder:
         self._endpoint = endpoint
         self._limits = limits
         self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(
+            target=self._loop.run_forever, name="dropyard-sftp-client", daemon=True
+        )
+        self._thread.start()
         self._client = _PinningClient(endpoint.pin)
         self._conn: asyncssh.SSHClientConnection | None = None
         self._sftp: asyncssh.SFTPClient | None = None
@@ -187,24 +193,26 @@ class SftpFolder:
         if self._loop.is_closed():
             return
         try:
-            if self._conn is not None and not self._broken:
-                self._conn.close()
-                with contextlib.suppress(Exception):
-                    self._loop.run_until_complete(
-                        asyncio.wait_for(self._conn.wait_closed(), _CLOSE_WAIT)
-                    )
-            if self._conn is not None:
-                self._conn.abort()  # whatever a frozen or slow server still holds open
-            tasks = asyncio.all_tasks(self._loop)
-            for task in tasks:
-                task.cancel()
             with contextlib.suppress(Exception):
-                self._loop.run_until_complete(asyncio.gather(*tasks, return_exceptions=True))
-                self._loop.run_until_complete(self._loop.shutdown_asyncgens())
+                self._complete(self._shut())
+                self._complete(self._loop.shutdown_asyncgens())
         finally:
             self._sftp = None
             self._conn = None
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join()
             self._loop.close()
+
+    async def _shut(self) -> None:
+        """Say goodbye (briefly), drop whatever a frozen or slow server still holds open,
+        and cancel what is left on the loop."""
+        if self._conn is not None and not self._broken:
+            self._conn.close()
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._conn.wait_closed(), _CLOSE_WAIT)
+        if self._conn is not None:
+            self._conn.abort()
+        await _cancel_all()
 
     def __enter__(self) -> SftpFolder:
         return self
@@ -221,7 +229,7 @@ class SftpFolder:
             raise RemoteError("the run's time limit was reached before connecting", stage="reach")
         bound = min(self._limits.connect_timeout, left)
         try:
-            self._loop.run_until_complete(asyncio.wait_for(self._connect(), bound))
+            self._complete(asyncio.wait_for(self._connect(), bound))
         except TimeoutError:
             raise self._connect_timeout(
                 bound, deadline=left < self._limits.connect_timeout
@@ -491,7 +499,7 @@ class SftpFolder:
 
     def _run(self, work: Coroutine[Any, Any, T], *, stage: Stage, doing: str) -> T:
         try:
-            return self._loop.run_until_complete(work)
+            return self._complete(work)
         except (RemoteError, RemoteRefused):
             raise
         except Transient as exc:  # the spool: a short local write
@@ -512,13 +520,17 @@ class SftpFolder:
             return f"{doing} exceeded its time limit"
         return f"the server sent nothing for {self._limits.idle_timeout:g} s"
 
+    def _complete(self, work: Coroutine[Any, Any, T]) -> T:
+        """Run `work` on the session's loop and wait for its outcome."""
+        return asyncio.run_coroutine_threadsafe(work, self._loop).result()
+
     def _quietly(self, work: Coroutine[Any, Any, object]) -> None:
         """Best-effort cleanup (a temp file, a directory handle): never raises."""
-        if self._broken or self._loop.is_closed() or self._loop.is_running():
+        if self._broken or self._loop.is_closed() or threading.current_thread() is self._thread:
             work.close()
             return
         with contextlib.suppress(Exception):
-            self._loop.run_until_complete(self._quiet(work))
+            self._complete(self._quiet(work))
 
     async def _quiet(self, work: Awaitable[object]) -> None:
         bound = max(min(self._limits.idle_timeout, 5.0, self._limits.remaining()), 0)
@@ -583,3 +595,11 @@ def open_sftp(endpoint: Endpoint, limits: Limits) -> RemoteFolder:
         folder.close()
         raise
     return folder
+
+
+async def _cancel_all() -> None:
+    """Cancel whatever the session's loop still runs (bar this) and let it finish."""
+    tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
