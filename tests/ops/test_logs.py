@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import time
 from pathlib import Path
 
 from dropyard.logs import log_context, make_handler
@@ -28,10 +29,18 @@ def test_processing_a_file_logs_json_with_its_trace_id(server: RunningServer) ->
     upload(server, box, "traced.csv", CSV)
     processed = wait_processed(server, box.connection_id)
 
-    lines = _log_lines(server)
-    traced = [line for line in lines if line.get("trace_id") == processed.trace_id]
-    assert any(f"file {processed.id}: {processed.state}" in str(x["message"]) for x in traced)
-    assert all(str(x["time"]).endswith("Z") for x in traced)
+    wanted = f"file {processed.id}: {processed.state}"
+
+    def traced() -> list[dict[str, object]]:
+        lines = _log_lines(server)
+        return [line for line in lines if line.get("trace_id") == processed.trace_id]
+
+    # The line is written just after the state is committed: give it a moment.
+    deadline = time.monotonic() + 10
+    while not any(wanted in str(x["message"]) for x in traced()) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert any(wanted in str(x["message"]) for x in traced())
+    assert all(str(x["time"]).endswith("Z") for x in traced())
     assert box.password not in server.log()
 
 
