@@ -39,7 +39,7 @@ from dropyard.files.models import INBOUND_STATES, OUTBOUND_STATES, File
 
 log = logging.getLogger(__name__)
 
-LoginOutcome = Literal["success", "failure", "refused", "banned"]
+LoginOutcome = Literal["success", "failure", "refused", "banned", "unavailable"]
 Direction = Literal["upload", "download"]
 TransferOutcome = Literal["ok", "failed"]
 

@@ -30,7 +30,7 @@ from pyftpdlib.handlers.ftp.dispatchers import PassiveDTP
 from pyftpdlib.ioloop import IOLoop
 from pyftpdlib.servers import ThreadedFTPServer
 
-from dropyard.errors import DropyardError, Invalid
+from dropyard.errors import DropyardError, Invalid, Transient
 from dropyard.gateway.ftp_fs import DataChannel, SessionFS, reply
 from dropyard.gateway.logins import Gateway
 from dropyard.gateway.proxy_protocol import (
@@ -273,9 +273,14 @@ class _ControlChannel(TLS_FTPHandler):  # type: ignore[misc]
             self.respond("503 Login with USER first.")
             return
         secure = bool(self._ssl_established)
-        session = self.front.gateway.login_password(
-            self.username, line, protocol="ftp", address=self.address, secure=secure
-        )
+        try:
+            session = self.front.gateway.login_password(
+                self.username, line, protocol="ftp", address=self.address, secure=secure
+            )
+        except Transient as exc:
+            self.respond(f"421 {exc.message}.")
+            self.close_when_done()
+            return
         if session is None:
             self.handle_auth_failed("", "")
             return

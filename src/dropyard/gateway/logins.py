@@ -9,16 +9,21 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
+from sqlalchemy.exc import SQLAlchemyError
+
 from dropyard.accounts.actors import Actor
 from dropyard.accounts.audit import AuditLog
 from dropyard.connections.service import ConnectionService
 from dropyard.credentials.service import CredentialService, HostedLogin
+from dropyard.errors import Transient
 from dropyard.files.service import FileService
 from dropyard.gateway.defender import Defender
 from dropyard.gateway.session import GatewaySession, Protocol
 from dropyard.metrics import Metrics
 
 log = logging.getLogger(__name__)
+
+UNAVAILABLE = "Dropyard is temporarily unavailable; try again in a moment"
 
 
 class Gateway:
@@ -46,15 +51,36 @@ class Gateway:
     def login_password(
         self, login: str, password: str, *, protocol: Protocol, address: str, secure: bool = True
     ) -> GatewaySession | None:
-        if self.defender.is_banned(address):
-            self.metrics.login(protocol, "banned")
-            return None
-        found = self.credentials.check_password(login=login, password=password)
-        return self._finish(found, login, protocol, address, secure, method="password")
+        """The session of a good login, None for a bad one; Transient (safe to show) when
+        the database cannot answer, so the edge says "try again" instead of "wrong"."""
+        try:
+            if self.defender.is_banned(address):
+                self.metrics.login(protocol, "banned")
+                return None
+            found = self.credentials.check_password(login=login, password=password)
+            return self._finish(found, login, protocol, address, secure, method="password")
+        except (SQLAlchemyError, Transient) as exc:
+            raise self._unavailable(exc, protocol, address) from None
 
-    def find_key(self, login: str, openssh_key: str) -> HostedLogin | None:
+    def find_key(
+        self, login: str, openssh_key: str, *, protocol: Protocol = "sftp", address: str = ""
+    ) -> HostedLogin | None:
         """The SSH public-key query (before any signature): is this key worth a signature?"""
-        return self.credentials.check_public_key(login=login, openssh_key=openssh_key)
+        try:
+            return self.credentials.check_public_key(login=login, openssh_key=openssh_key)
+        except SQLAlchemyError as exc:
+            raise self._unavailable(exc, protocol, address) from None
+
+    def _unavailable(self, exc: Exception, protocol: Protocol, address: str) -> Transient:
+        detail = exc.message if isinstance(exc, Transient) else type(exc).__name__
+        log.warning(
+            "a %s login from %s could not be checked: the database is unavailable (%s)",
+            protocol,
+            address,
+            detail,
+        )
+        self.metrics.login(protocol, "unavailable")
+        return Transient(UNAVAILABLE)
 
     def key_session(self, found: HostedLogin, *, address: str) -> GatewaySession:
         """After the signature checked out: the session, without touching the database."""

@@ -21,7 +21,7 @@ from asyncssh.constants import FXF_APPEND, FXF_CREAT, FXF_EXCL, FXF_TRUNC, FXF_W
 
 from dropyard.cluster.secrets import InstallationSecrets
 from dropyard.credentials.service import HostedLogin
-from dropyard.errors import DropyardError, Forbidden, Invalid, NotFound, QuotaExceeded
+from dropyard.errors import DropyardError, Forbidden, Invalid, NotFound, QuotaExceeded, Transient
 from dropyard.gateway.logins import Gateway
 from dropyard.gateway.proxy_protocol import Address, ProxiedListener, ProxyPolicy
 from dropyard.gateway.session import Entry, GatewaySession, Target, Upload, normalise
@@ -139,6 +139,12 @@ def _operator_key(path: Path) -> asyncssh.SSHKey:
             field="ssh_host_key_files",
         )
     return key
+
+
+def _unavailable(exc: Transient) -> asyncssh.DisconnectError:
+    """A login that could not be checked: the client is told to come back, not that its
+    password is wrong (OpenSSH prints "Received disconnect ...: <reason>")."""
+    return asyncssh.DisconnectError(asyncssh.DISC_SERVICE_NOT_AVAILABLE, exc.message)
 
 
 def _to_sftp_error(exc: DropyardError) -> asyncssh.SFTPError:
@@ -260,20 +266,28 @@ class _SSHServer(asyncssh.SSHServer):
     async def validate_password(self, username: str, password: str) -> bool:
         if not self._count_attempt():
             return False
-        session = await asyncio.to_thread(
-            self._front.gateway.login_password,
-            username,
-            password,
-            protocol="sftp",
-            address=self._address,
-        )
+        try:
+            session = await asyncio.to_thread(
+                self._front.gateway.login_password,
+                username,
+                password,
+                protocol="sftp",
+                address=self._address,
+            )
+        except Transient as exc:
+            raise _unavailable(exc) from None
         return self._accept(session)
 
     async def validate_public_key(self, username: str, key: asyncssh.SSHKey) -> bool:
         if self._front.gateway.defender.is_banned(self._address):
             return False
         line = key.export_public_key("openssh").decode().strip()
-        found = await asyncio.to_thread(self._front.gateway.find_key, username, line)
+        try:
+            found = await asyncio.to_thread(
+                self._front.gateway.find_key, username, line, address=self._address
+            )
+        except Transient as exc:
+            raise _unavailable(exc) from None
         if found is not None:
             self._key_for[username] = found
         return found is not None
