@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import sys
+import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -46,6 +47,45 @@ class ContextFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         record.dropyard_context = dict(bound())
         return True
+
+
+class QueueOutageFilter(logging.Filter):
+    """While the queue (Redis) is down, Huey's consumer threads log a stack trace several
+    times a second. An unreachable queue is an expected, temporary state: say it in one
+    line, at most once per `every` seconds per consumer thread."""
+
+    def __init__(self, every: float = 30.0) -> None:
+        super().__init__()
+        self._every = every
+        self._last: dict[str, float] = {}
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not record.name.startswith("huey.consumer") or not record.exc_info:
+            return True
+        exc = record.exc_info[1]
+        if not _is_outage(exc):
+            return True
+        now = time.monotonic()
+        if now - self._last.get(record.name, -self._every) < self._every:
+            return False
+        self._last[record.name] = now
+        record.msg = f"{record.getMessage()}: the job queue is unreachable ({exc}); retrying"
+        record.args = None
+        record.exc_info = None
+        record.exc_text = None
+        record.levelno, record.levelname = logging.WARNING, "WARNING"
+        return True
+
+
+def _is_outage(exc: BaseException | None) -> bool:
+    if isinstance(exc, ConnectionError | TimeoutError):
+        return True
+    try:
+        from redis.exceptions import ConnectionError as RedisDown
+        from redis.exceptions import TimeoutError as RedisSlow
+    except ImportError:  # pragma: no cover - redis is a dependency
+        return False
+    return isinstance(exc, RedisDown | RedisSlow)
 
 
 class JsonFormatter(logging.Formatter):
@@ -89,6 +129,7 @@ def make_handler(settings: Settings, stream: TextIO | None = None) -> logging.Ha
     """A handler writing to `stream` (default stderr) in the configured format."""
     handler = logging.StreamHandler(stream or sys.stderr)
     handler.addFilter(ContextFilter())
+    handler.addFilter(QueueOutageFilter())
     handler.setFormatter(JsonFormatter() if settings.log_format == "json" else TextFormatter())
     return handler
 

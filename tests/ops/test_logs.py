@@ -62,3 +62,30 @@ def test_trace_id_is_bound_only_inside_the_context(tmp_path: Path) -> None:
     assert inside["message"] == "inside"
     assert inside["level"] == "INFO"
     assert "trace_id" not in outside
+
+
+def test_an_unreachable_queue_is_one_line_not_a_stack_trace_a_second(tmp_path: Path) -> None:
+    from redis.exceptions import ConnectionError as RedisDown
+
+    stream = io.StringIO()
+    log = logging.getLogger("huey.consumer.Worker-1")
+    log.propagate = False
+    log.setLevel(logging.INFO)
+    handler = make_handler(Settings(data_dir=tmp_path, log_format="text"), stream)
+    log.addHandler(handler)
+    try:
+        for _ in range(5):
+            try:
+                raise RedisDown("Error 111 connecting to 127.0.0.1:6399. Connection refused.")
+            except RedisDown:
+                log.exception("Error reading from queue")
+        try:
+            raise ValueError("a bug, not an outage")
+        except ValueError:
+            log.exception("Unhandled error during execution")
+    finally:
+        log.removeHandler(handler)
+    lines = stream.getvalue().splitlines()
+    outage = [line for line in lines if "the job queue is unreachable" in line]
+    assert len(outage) == 1 and "WARNING" in outage[0]
+    assert stream.getvalue().count("Traceback") == 1  # the bug keeps its stack trace
