@@ -22,8 +22,8 @@ import pytest
 
 from dropyard.connections import trust
 from dropyard.errors import Invalid
-from dropyard.remote.ftp import certificate_fingerprint
 from dropyard.remote.service import RemoteLogin
+from dropyard.remote.wire import certificate_fingerprint
 from tests.cli.conftest import Cli, make_cli
 from tests.ftpserver import make_certificate
 from tests.imapserver import PASSWORD, USER, ImapServer, start_imap_server, stop_imap_server

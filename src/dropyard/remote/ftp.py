@@ -17,7 +17,6 @@ from __future__ import annotations
 import calendar
 import contextlib
 import ftplib
-import hashlib
 import io
 import logging
 import secrets
@@ -32,12 +31,18 @@ from dropyard.files.spool import Spool
 from dropyard.remote.base import (
     Endpoint,
     Limits,
-    NotTrusted,
     RemoteEntry,
     RemoteError,
     RemoteFolder,
     RemoteRefused,
     Stage,
+)
+from dropyard.remote.wire import (
+    check_pin,
+    pinning_context,
+    server_text,
+    socket_failure,
+    where,
 )
 
 log = logging.getLogger(__name__)
@@ -47,64 +52,6 @@ _MAX_LINE = 16 * 1024  # one listing line; more is a broken or hostile server
 _UNSUPPORTED = ("500", "501", "502", "504")  # "command not understood / not implemented"
 _NO_SPACE = ("452", "552")
 _PROBE = b"Dropyard checks that it may write here; this file is removed at once.\n"
-
-
-# -- TLS pinning (shared with the IMAP client) -------------------------------------------
-
-
-def certificate_fingerprint(der: bytes) -> str:
-    """SHA-256 of a DER certificate as `openssl x509 -fingerprint -sha256` prints it."""
-    return hashlib.sha256(der).digest().hex(":").upper()
-
-
-def normalise_pin(pin: str) -> str:
-    """A pinned fingerprint in the one form `certificate_fingerprint` gives (the connection
-    details accept it with or without colons, in either case)."""
-    digits = "".join(pin.split()).replace(":", "").upper()
-    return ":".join(digits[i : i + 2] for i in range(0, len(digits), 2))
-
-
-def pinning_context() -> ssl.SSLContext:
-    """A client context that checks no CA and no name: trust is the pinned fingerprint."""
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    context.check_hostname = False
-    context.verify_mode = ssl.CERT_NONE
-    context.minimum_version = ssl.TLSVersion.TLSv1_2
-    return context
-
-
-def check_pin(endpoint: Endpoint, der: bytes | None) -> str:
-    """The presented fingerprint; NotTrusted when a pin is set and differs."""
-    if not der:
-        raise RemoteError(f"{where(endpoint)} presented no certificate", stage="trust")
-    presented = certificate_fingerprint(der)
-    if endpoint.pin is not None and normalise_pin(endpoint.pin) != presented:
-        raise NotTrusted(
-            f"{where(endpoint)} presented a certificate other than the pinned one "
-            f"(presented {presented}); if the partner changed it, pin the new fingerprint",
-            presented=presented,
-        )
-    return presented
-
-
-def where(endpoint: Endpoint) -> str:
-    if endpoint.address == endpoint.host:
-        return f"{endpoint.host}:{endpoint.port}"
-    return f"{endpoint.host}:{endpoint.port} ({endpoint.address})"
-
-
-def server_text(text: object, limit: int = 200) -> str:
-    """A server's answer as safe to show: printable characters only, cut to `limit`."""
-    if isinstance(text, bytes):
-        text = text.decode("utf-8", "replace")
-    shown = "".join(c if c.isprintable() else " " for c in str(text)).strip()
-    return shown if len(shown) <= limit else shown[: limit - 1] + "…"
-
-
-def timed_out(limits: Limits, idle: float) -> str:
-    if limits.remaining() <= 0:
-        return "the session ran past its time limit and was cut"
-    return f"the server sent nothing for {idle:g} seconds"
 
 
 # -- the ftplib session ------------------------------------------------------------------
@@ -539,26 +486,11 @@ class FtpFolder:
             return RemoteError(f"{self._where} answered {text}", stage=stage)
         if isinstance(exc, ftplib.Error | EOFError):
             return RemoteError(f"{self._where} answered unexpectedly: {text}", stage=stage)
-        if isinstance(exc, TimeoutError):
-            if stage == "reach":
-                return RemoteError(
-                    f"could not reach {self._where}: no answer within "
-                    f"{self._limits.connect_timeout:g} seconds",
-                    stage=stage,
-                )
-            return RemoteError(
-                f"{self._where}: {timed_out(self._limits, self._limits.idle_timeout)}",
-                stage=stage,
-            )
         if isinstance(exc, ssl.SSLError):
             return RemoteError(f"{self._where}: TLS failed ({text})", stage=stage)
-        if isinstance(exc, ConnectionRefusedError):
-            return RemoteError(f"could not reach {self._where}: connection refused", stage=stage)
-        if isinstance(exc, OSError):
-            reason = server_text(exc.strerror or exc)
-            if stage == "reach":
-                return RemoteError(f"could not reach {self._where}: {reason}", stage=stage)
-            return RemoteError(f"{self._where}: the connection failed ({reason})", stage=stage)
+        failed = socket_failure(exc, self._where, self._limits, stage)
+        if failed is not None:
+            return failed
         if isinstance(exc, UnicodeDecodeError):
             return RemoteError(f"{self._where} sent an answer that is not UTF-8", stage=stage)
         if isinstance(exc, ValueError):  # ftplib refuses line breaks in what it would send

@@ -31,7 +31,13 @@ from typing import Any, cast
 
 from dropyard.errors import DropyardError
 from dropyard.remote.base import Endpoint, Limits, RemoteError, RemoteRefused, Stage
-from dropyard.remote.ftp import check_pin, pinning_context, server_text, timed_out, where
+from dropyard.remote.wire import (
+    check_pin,
+    pinning_context,
+    server_text,
+    socket_failure,
+    where,
+)
 
 log = logging.getLogger(__name__)
 
@@ -333,29 +339,14 @@ class Mailbox:
                 imap.shutdown()
 
     def _failure(self, exc: BaseException, stage: Stage) -> DropyardError:
-        if isinstance(exc, TimeoutError):
-            if stage == "reach":
-                return RemoteError(
-                    f"could not reach {self._where}: no answer within "
-                    f"{self._limits.connect_timeout:g} seconds",
-                    stage=stage,
-                )
-            return RemoteError(
-                f"{self._where}: {timed_out(self._limits, self._limits.idle_timeout)}",
-                stage=stage,
-            )
-        if isinstance(exc, ConnectionRefusedError):
-            return RemoteError(f"could not reach {self._where}: connection refused", stage=stage)
         if isinstance(exc, ssl.SSLError):
             return RemoteError(
                 f"{self._where}: TLS failed ({server_text(exc.reason or exc)})",
                 stage="trust" if stage == "reach" else stage,
             )
-        if isinstance(exc, OSError):
-            reason = server_text(exc.strerror or exc)
-            if stage == "reach":
-                return RemoteError(f"could not reach {self._where}: {reason}", stage=stage)
-            return RemoteError(f"{self._where}: the connection failed ({reason})", stage=stage)
+        failed = socket_failure(exc, self._where, self._limits, stage)
+        if failed is not None:
+            return failed
         if isinstance(exc, imaplib.IMAP4.error | EOFError):  # abort included
             return RemoteError(f"{self._where}: {_text(exc.args)}", stage=stage)
         log.exception("unexpected error from the IMAP client for %s", self._where)
