@@ -292,7 +292,7 @@ def test_the_cli_review_shows_the_certificate_and_create_pins_only_an_accepted_o
 
     refused = cli.run(*args, stdin=PASSWORD, code=2)
 
-    assert f"Certificate: {fingerprint} (will be pinned)" in refused.stdout
+    assert f"Certificate: {fingerprint} (will be pinned)" in refused.stdout, refused.stdout
     shown = [" ".join(line.split()) for line in refused.stdout.splitlines()]
     assert (
         "ok trusted: the server presents the certificate "
