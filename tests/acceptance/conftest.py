@@ -5,13 +5,11 @@ started once per test session, driven by the real `dropyard` command."""
 from __future__ import annotations
 
 import json
-import socket
 from collections.abc import Iterator
 
 import pytest
-from aiosmtpd.controller import Controller
 
-from tests.gateway.conftest import MailSink
+from tests.gateway.conftest import MailSink, running_mail_sink
 from tests.remote.sshd import Sshd, running_sshd
 from tests.support import RunningServer, served
 
@@ -24,14 +22,8 @@ def sshd() -> Iterator[Sshd]:
 
 @pytest.fixture(scope="session")
 def relay() -> Iterator[MailSink]:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = int(probe.getsockname()[1])
-    sink = MailSink(port)
-    controller = Controller(sink, hostname="127.0.0.1", port=port)
-    controller.start()
-    yield sink
-    controller.stop()
+    with running_mail_sink() as sink:
+        yield sink
 
 
 def installation_env(relay: MailSink) -> dict[str, str]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import threading
 import time
@@ -80,3 +81,18 @@ def server(
         request.param, data_dir, name="dropyard_gw", extra_env={**SERVER_ENV, **relay}
     ) as running:
         yield running
+
+
+@contextlib.contextmanager
+def running_mail_sink() -> Iterator[MailSink]:
+    """A MailSink behind a real aiosmtpd server on a free loopback port."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = int(probe.getsockname()[1])
+    sink = MailSink(port)
+    controller = Controller(sink, hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        yield sink
+    finally:
+        controller.stop()

@@ -6,7 +6,6 @@ Dropyard's own hosted SFTP. Each server starts once per test session (per xdist 
 from __future__ import annotations
 
 import os
-import socket
 import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping
@@ -16,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aiosmtpd.controller import Controller
 from sqlalchemy import select
 
 from dropyard.app import Dropyard
@@ -35,7 +33,7 @@ from dropyard.remote.service import RemoteService
 from dropyard.remote.sftp import open_sftp
 from dropyard.settings import Settings
 from tests.ftpserver import ftp_server  # noqa: F401  (the session fixture)
-from tests.gateway.conftest import MailSink
+from tests.gateway.conftest import MailSink, running_mail_sink
 from tests.remote.sshd import Sshd, running_sshd
 from tests.support import OPERATOR, RunningServer, served, unique, walk_wizard
 
@@ -55,14 +53,8 @@ def dropyard_sftp(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningS
 
 @pytest.fixture(scope="session")
 def mail_sink() -> Iterator[MailSink]:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = int(probe.getsockname()[1])
-    sink = MailSink(port)
-    controller = Controller(sink, hostname="127.0.0.1", port=port)
-    controller.start()
-    yield sink
-    controller.stop()
+    with running_mail_sink() as sink:
+        yield sink
 
 
 @pytest.fixture
